@@ -1,0 +1,44 @@
+# Every target sets up what it needs by itself and can be run again safely.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Datasets and weights cache (shared by all checkouts on a machine).
+export IMGCLS_CACHE ?= $(HOME)/.cache/imgcls
+# Quieter TensorFlow logs; the work is the same.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+PROFILE ?= quick
+OUT ?= results/$(PROFILE)
+
+.PHONY: setup data test bench train artifacts perf-check accuracy-check preview clean help
+
+help:
+	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
+	@echo "make test    - set up, fetch data, run the test suite"
+	@echo "make setup | data | preview | train | artifacts | perf-check | accuracy-check | clean"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,torch]'
+	touch $(STAMP)
+
+data: setup
+	$(PY) -m bench data fetch mnist fashion_mnist cifar10
+
+preview: data
+	$(PY) -m bench data preview mnist --out results/preview/mnist.png
+	$(PY) -m bench data preview fashion_mnist --out results/preview/fashion_mnist.png
+	$(PY) -m bench data preview cifar10 --out results/preview/cifar10.png
+
+test: data
+	$(PY) -m pytest -q
+
+bench: data
+	$(PY) -m bench run --profile $(PROFILE) --out $(OUT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmarks: datasets, training, measurement, reports and gates."""

@@ -1,0 +1,1 @@
+"""Export trained models to SavedModel and ONNX with verified numerical parity."""

@@ -1,0 +1,1 @@
+"""Classic image-classification architectures, built by name."""
