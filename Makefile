@@ -8,10 +8,18 @@ STAMP := $(VENV)/.installed
 export IMGCLS_CACHE ?= $(HOME)/.cache/imgcls
 # Quieter TensorFlow logs; the work is the same.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+.DEFAULT_GOAL := help
 PROFILE ?= quick
 OUT ?= results/$(PROFILE)
 
-.PHONY: setup data test bench train artifacts perf-check accuracy-check preview clean help
+# GPU machines: TensorFlow's CUDA 12 wheels plus the CUDA 12 build of onnxruntime-gpu in place of
+# the CPU onnxruntime (both wheels ship the same 'onnxruntime' module, so only one may be installed).
+setup-gpu: setup
+	$(PY) -m pip install -q -e '.[test,gpu]'
+	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
+	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
+
+.PHONY: setup-gpu setup data test bench train artifacts perf-check accuracy-check preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
