@@ -58,3 +58,23 @@ def parse_idx(data: bytes, path: Path | str) -> np.ndarray:
 
 def read_idx(path: Path) -> np.ndarray:
     return parse_idx(read_idx_bytes(path), path)
+
+
+def read_idx_split(images_path: Path, labels_path: Path, num_classes: int,
+                   images_bytes: bytes | None = None, labels_bytes: bytes | None = None):
+    """One split from its images and labels files: (uint8 NHWC images, int64 labels).
+
+    Checks that the counts agree and every label is below `num_classes`; the
+    error names the offending file.  Already-read bytes may be passed in.
+    """
+    from bench.data.cifar import check_labels
+
+    images = parse_idx(images_bytes if images_bytes is not None else read_idx_bytes(images_path), images_path)
+    labels = parse_idx(labels_bytes if labels_bytes is not None else read_idx_bytes(labels_path), labels_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise CorruptFile(f"{images_path}: images are {images.dtype}{images.shape}, expected uint8 (N, H, W)")
+    if labels.ndim != 1:
+        raise CorruptFile(f"{labels_path}: labels have shape {labels.shape}, expected (N,)")
+    if len(images) != len(labels):
+        raise CorruptFile(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
+    return images[..., None], check_labels(labels, num_classes, str(labels_path))

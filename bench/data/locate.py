@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.data import cache, cifar, clients, sources
 from bench.data.errors import CorruptFile, DatasetUnavailable
-from bench.data.idx import parse_idx, read_idx_bytes
+from bench.data.idx import read_idx_bytes, read_idx_split
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -66,17 +66,12 @@ def _idx_set(folder: Path, content: dict[str, dict[str, str]], num_classes: int)
         return None
     splits: Splits = {}
     for split, (images_name, labels_name) in sources.IDX_FILES.items():
-        arrays = []
+        raw = {}
         for member in (images_name, labels_name):
-            path = files[member]
-            data = read_idx_bytes(path)
-            cache.check_digests(data, content[member], f"{path} (decompressed content)")
-            arrays.append(parse_idx(data, path))
-        images, labels = arrays
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise CorruptFile(f"{files[images_name]}: images {images.shape} do not match "
-                              f"labels {labels.shape} in {files[labels_name]}")
-        splits[split] = (images[..., None], cifar.check_labels(labels, num_classes, str(files[labels_name])))
+            raw[member] = read_idx_bytes(files[member])
+            cache.check_digests(raw[member], content[member], f"{files[member]} (decompressed content)")
+        splits[split] = read_idx_split(files[images_name], files[labels_name], num_classes,
+                                       raw[images_name], raw[labels_name])
     return Found(splits, [], f"IDX files in {folder}")
 
 
@@ -156,9 +151,12 @@ def _install_tar_members(tgz: Path, members: dict[str, tuple[Path, dict[str, str
     """Copy named members of `tgz` into the cache, each verified before its rename."""
     with tempfile.TemporaryDirectory(dir=tgz.parent) as tmp, tarfile.open(tgz) as tar:
         for name, (dest, expected) in members.items():
-            f = tar.extractfile(name)
+            try:
+                f = tar.extractfile(name)
+            except KeyError:
+                f = None
             if f is None:
-                raise CorruptFile(f"{tgz}: member {name} is missing")
+                raise CorruptFile(f"{tgz}: member {name} is missing; not the expected package")
             staged = Path(tmp) / dest.name
             with open(staged, "wb") as out:
                 shutil.copyfileobj(f, out)

@@ -1,0 +1,224 @@
+"""Image-folder datasets (`train/<class>/*.jpg`, `test/<class>/*.jpg`), read through
+`keras.utils.image_dataset_from_directory`, and the d2l hotdog archive.
+
+Every image is decoded once when the folder is opened, so an unreadable
+JPEG or PNG is reported by name up front instead of failing mid-epoch
+inside TensorFlow.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.error
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.data import cache, pipeline, sources
+from bench.data.errors import CorruptFile, DataError
+from bench.data.locate import Search
+
+# what keras' directory loader reads (and TensorFlow's decode_image decodes)
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+SPLITS = ("train", "validation", "val", "test")
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    label: int
+    size: tuple[int, int]  # (height, width)
+    channels: int
+
+
+def _class_files(class_dir: Path) -> list[Path]:
+    """Image files under one class folder, in keras' order (sorted walk)."""
+    found = []
+    for root, dirs, files in sorted(os.walk(class_dir), key=lambda t: t[0]):
+        dirs.sort()
+        found += [Path(root) / f for f in sorted(files) if f.lower().endswith(IMAGE_SUFFIXES)]
+    return found
+
+
+def check_image(path: Path) -> tuple[tuple[int, int], int]:
+    """Fully decode one image; return ((height, width), channels) or raise CorruptFile naming it."""
+    try:
+        with Image.open(path) as img:
+            img.load()  # decodes every pixel: a truncated file fails here
+            fmt, mode, (w, h) = img.format, img.mode, img.size
+    except Exception as exc:
+        raise CorruptFile(f"{path}: unreadable image ({exc}); delete or replace the file") from exc
+    if fmt not in ("JPEG", "PNG", "BMP", "GIF"):
+        raise CorruptFile(f"{path}: {fmt} data; TensorFlow decodes only JPEG, PNG, BMP and GIF")
+    return (h, w), (1 if mode in ("L", "1", "I;16", "I") else 3)
+
+
+@dataclass
+class FolderDataset:
+    """An image-folder dataset with the same interface as the array datasets."""
+
+    name: str
+    root: Path
+    class_names: list[str]
+    files: dict[str, list[ImageFile]]
+    source: str = ""
+    _arrays: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, root: Path, name: str | None = None) -> "FolderDataset":
+        root = Path(root)
+        splits = [s for s in SPLITS if (root / s).is_dir()]
+        if "train" not in splits:
+            raise DataError(f"{root}: no 'train' folder; an image-folder dataset needs "
+                            f"train/<class>/*.jpg (and test/<class>/*.jpg)")
+        class_names = sorted(d.name for d in (root / "train").iterdir() if d.is_dir() and not d.name.startswith("."))
+        if not class_names:
+            raise DataError(f"{root / 'train'}: no class folders; put each class's images in train/<class>/")
+        files: dict[str, list[ImageFile]] = {}
+        for split in splits:
+            have = sorted(d.name for d in (root / split).iterdir() if d.is_dir() and not d.name.startswith("."))
+            if have != class_names:
+                raise DataError(f"{root / split}: class folders {have} differ from train's {class_names}; "
+                                f"every split needs the same class folders")
+            files[split] = []
+            for label, cls_name in enumerate(class_names):
+                for path in _class_files(root / split / cls_name):
+                    size, channels = check_image(path)
+                    files[split].append(ImageFile(path, label, size, channels))
+            if not files[split]:
+                raise DataError(f"{root / split}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
+        return cls(name or root.name, list(class_names), files, str(root))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {s: len(f) for s, f in self.files.items()}
+
+    @property
+    def image_shape(self) -> tuple[int | None, int | None, int]:
+        """(H, W, C) of the raw images; H and W are None when the sizes differ."""
+        every = [f for fs in self.files.values() for f in fs]
+        sizes = {f.size for f in every}
+        channels = max(f.channels for f in every)
+        (h, w) = next(iter(sizes)) if len(sizes) == 1 else (None, None)
+        return (h, w, channels)
+
+    def _split(self, split: str) -> list[ImageFile]:
+        if split not in self.files:
+            raise ValueError(f"{self.name} has no split {split!r}; splits: {sorted(self.files)}")
+        return self.files[split]
+
+    def numpy(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """All images of a split as uint8 NHWC (only when they share one size) and int64 labels."""
+        if split not in self._arrays:
+            files = self._split(split)
+            h, w, c = self.image_shape
+            if h is None:
+                raise DataError(f"{self.root}: images differ in size, so they do not stack into one array; "
+                                f"use pipeline(..., image_size=...) to resize them on the fly")
+            mode = "L" if c == 1 else "RGB"
+            x = np.empty((len(files), h, w, c), np.uint8)
+            for i, f in enumerate(files):
+                with Image.open(f.path) as img:
+                    x[i] = np.asarray(img.convert(mode)).reshape(h, w, c)
+            self._arrays[split] = (x, np.array([f.label for f in files], np.int64))
+        return self._arrays[split]
+
+    def pipeline(self, split: str, batch_size: int, image_size=None, resize_method: str = "resize",
+                 channels: int | None = None, shuffle: bool = False, seed: int | None = None,
+                 augment=None, drop_remainder: bool = False, limit: int | None = None):
+        """Batches of (float32 images in [0, 1], int64 labels), decoded and resized on the fly."""
+        import keras
+        import tensorflow as tf
+
+        pipeline.check_options(resize_method, channels)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if limit is not None and int(limit) < 1:
+            raise ValueError(f"limit must be >= 1 (the first N examples), got {limit}")
+        files = self._split(split)
+        size = pipeline.image_size_hw(image_size)
+        if size is None:
+            h, w, _ = self.image_shape
+            if h is None:
+                raise DataError(f"{self.root}: images differ in size; pass image_size=(height, width)")
+            size = (h, w)
+        channels = channels or self.image_shape[2]
+        n = len(files) if limit is None else min(int(limit), len(files))
+        ds = keras.utils.image_dataset_from_directory(
+            self.root / split, labels="inferred", label_mode="int", class_names=self.class_names,
+            color_mode="grayscale" if channels == 1 else "rgb", batch_size=None, image_size=size,
+            shuffle=shuffle and limit is None, seed=seed, interpolation="bilinear",
+            pad_to_aspect_ratio=resize_method == "pad", verbose=False)
+        if limit is not None:
+            ds = ds.take(n)  # the first N files in sorted order, then shuffled below
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed)
+
+        def scale(images, labels):
+            images = tf.clip_by_value(tf.cast(images, tf.float32) / 255.0, 0.0, 1.0)
+            return (augment(images) if augment is not None else images), tf.cast(labels, tf.int64)
+
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        return ds.map(scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{s} {n}" for s, n in self.split_sizes.items())
+        return (f"{self.name}: {self.num_classes} classes ({', '.join(self.class_names[:12])}); "
+                f"images {self.image_shape}; {sizes}; from {self.source}")
+
+
+def extract_zip(archive: Path, dest: Path) -> Path:
+    """Extract `archive` into `dest` via a temporary folder, renamed into place when complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
+        try:
+            with zipfile.ZipFile(archive) as z:
+                for member in z.namelist():  # refuse paths that would land outside the folder
+                    target = (Path(tmp) / member).resolve()
+                    if not target.is_relative_to(Path(tmp).resolve()):
+                        raise CorruptFile(f"{archive}: member {member!r} points outside the archive folder")
+                z.extractall(tmp)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise CorruptFile(f"{archive}: damaged zip archive ({exc}); delete it and fetch it again") from exc
+        if dest.exists():  # a stale extraction of our own: replace it whole
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+        os.mkdir(tmp)  # TemporaryDirectory cleans up the (now empty) name it created
+    return dest
+
+
+def load_hotdog() -> FolderDataset:
+    """d2l's hotdog set: `hotdog/{train,test}/{hotdog,not-hotdog}/*`, from hotdog.zip (sha1 checked)."""
+    folder = cache.datasets_dir() / "hotdog"
+    extracted = folder / "extracted"
+    root = extracted / "hotdog"
+    if (root / "train").is_dir():
+        return FolderDataset.open(root, "hotdog")
+    search = Search("hotdog")
+    search.note(str(root), "not extracted yet")
+    for archive in (folder / sources.HOTDOG_ZIP, cache.keras_datasets_dir() / sources.HOTDOG_ZIP):
+        if archive.is_file():
+            cache.check_digests(archive, sources.HOTDOG_DIGEST, archive)
+            extract_zip(archive, extracted)
+            return FolderDataset.open(root, "hotdog")
+        search.note(str(archive), "absent")
+    search.note("npm, PyPI and Debian registries", "no package ships the hotdog set")
+    if not cache.offline():
+        try:
+            archive = cache.download(sources.HOTDOG_URL, folder / sources.HOTDOG_ZIP, sources.HOTDOG_DIGEST)
+            extract_zip(archive, extracted)
+            return FolderDataset.open(root, "hotdog")
+        except (urllib.error.URLError, OSError) as exc:
+            search.note(sources.HOTDOG_URL, f"download failed ({exc})")
+    else:
+        search.note(sources.HOTDOG_URL, "skipped (IMGCLS_OFFLINE is set)")
+    raise search.unavailable(f"download {sources.HOTDOG_URL} (sha1 {sources.HOTDOG_DIGEST['sha1']}) "
+                             f"on a machine with internet and put hotdog.zip in {folder}")
