@@ -1,0 +1,108 @@
+"""`python -m bench train ...`: train a model with a recipe; preview augmentations; list recipes.
+
+    python -m bench train --model mnist_cnn --dataset mnist --out runs/mnist_cnn
+    python -m bench train --recipe cifar10_resnet18_cpu --epochs 2 --resume --out runs/c10
+    python -m bench train recipes
+    python -m bench train augment-preview --dataset cifar10 --augment '{"random_hue": 0.1}' --out aug.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.train.recipes import RECIPES, default_recipe, get_recipe, recipe_names
+
+SEED_AUGMENT = {"rotation_range": 20, "width_shift_range": 0.1, "height_shift_range": 0.1,
+                "shear_range": 10, "zoom_range": 0.1, "horizontal_flip": True}
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench train",
+                                description="Train a model with a recipe (see `python -m bench train recipes`).")
+    p.add_argument("--model", help="model name (zoo or mnist_cnn); with --dataset picks the recipe")
+    p.add_argument("--dataset", help="dataset name (mnist, fashion_mnist, cifar10, ...)")
+    p.add_argument("--recipe", help="recipe name; overrides the model/dataset default")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--limit-train", type=int, help="use only the first N training images")
+    p.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
+    p.add_argument("--out", help="run directory (default runs/RECIPE)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true", help="tf.config.experimental.enable_op_determinism()")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    return p
+
+
+def _preview(argv: list[str]) -> int:
+    from bench.data import load_dataset
+    from bench.train.preview import augment_preview
+
+    p = argparse.ArgumentParser(prog="python -m bench train augment-preview",
+                                description="PNG of augmented samples (first row: originals)")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--augment", default=json.dumps(SEED_AUGMENT),
+                   help="JSON dict of augmentation options (ImageDataGenerator names); "
+                        "or a recipe name to show its augmentation")
+    p.add_argument("--out", default="results/train/augment_preview.png")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.augment in RECIPES:
+        config = dict(get_recipe(args.augment).augment)
+    else:
+        try:
+            config = json.loads(args.augment)
+        except json.JSONDecodeError as exc:
+            p.error(f"--augment is neither a recipe name nor valid JSON ({exc}); "
+                    'e.g. --augment \'{"rotation_range": 20}\'')
+    out = augment_preview(load_dataset(args.dataset), config, args.out, seed=args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["augment-preview"]:
+        return _preview(argv[1:])
+    if argv[:1] == ["recipes"]:
+        for name in recipe_names():
+            r = get_recipe(name)
+            print(f"{name:<38}{r.model:<20}{r.dataset:<15}{r.expect}")
+        return 0
+    p = _train_parser()
+    args = p.parse_args(argv)
+    if args.recipe:
+        try:
+            recipe = get_recipe(args.recipe)
+        except ValueError as exc:
+            p.error(str(exc))
+        if (args.model and args.model != recipe.model) or (args.dataset and args.dataset != recipe.dataset):
+            p.error(f"recipe {recipe.name!r} trains {recipe.model} on {recipe.dataset}; drop --model/"
+                    "--dataset or pick a recipe for them (python -m bench train recipes)")
+    elif args.model and args.dataset:
+        recipe = default_recipe(args.model, args.dataset)
+    else:
+        p.error("give --model and --dataset, or --recipe NAME (list: python -m bench train recipes)")
+    try:
+        recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                limit_train=args.limit_train, time_budget_s=args.time_budget)
+    except ValueError as exc:
+        p.error(str(exc))
+
+    from bench.train.fit import CheckpointMismatch, TrainingDiverged, train
+    out = Path(args.out or f"runs/{recipe.name}")
+    try:
+        train(recipe, out, seed=args.seed, deterministic=args.deterministic, resume=args.resume,
+              precision=args.precision, verbose=2 if args.quiet else None)
+    except (TrainingDiverged, CheckpointMismatch, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""One training run of a recipe: data, model, optimiser, fit, checkpoints, record.
+
+    record = train(get_recipe("mnist_cnn"), Path("runs/mnist_cnn"), seed=0)
+
+writes into the run directory:
+    last.keras, best.keras   full models (weights + optimizer state); best on validation top-1
+    state.json               epochs done, best so far, training time: what --resume reads
+    history.csv              one row per epoch (lr, loss, top1, val_loss, val_top1, epoch time)
+    curves.png               loss and top-1 curves
+    recipe.json              recipe used, seed, versions, machine, data sizes, wall time, test top-1
+    model.keras              inference model (GoogLeNet: the main output only)
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bench.train.augment import build_augmentation
+from bench.train.callbacks import (EpochCheckpoint, HistoryCSV, NonFiniteLossStop, TimeBudget,
+                                   atomic_write_text, read_history)
+from bench.train.models import build_model
+from bench.train.recipes import Recipe
+from bench.train.schedules import make_schedule
+from bench.train.splits import Splits, make_splits
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+NO_DECAY = ["bias", "gamma", "beta"]  # biases and batch-norm scales/offsets are not decayed
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+class CheckpointMismatch(ValueError):
+    pass
+
+
+def set_seeds(seed: int, deterministic: bool) -> None:
+    keras.utils.set_random_seed(seed)  # python, numpy and TensorFlow
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(recipe: Recipe, lr) -> keras.optimizers.Optimizer:
+    wd = recipe.weight_decay or None
+    if recipe.optimizer == "sgd":  # the seed: plain SGD
+        opt = keras.optimizers.SGD(lr, momentum=recipe.momentum, weight_decay=wd)
+    elif recipe.optimizer == "sgd_nesterov":
+        opt = keras.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=True, weight_decay=wd)
+    elif recipe.optimizer == "adam":
+        opt = keras.optimizers.Adam(lr, weight_decay=wd)
+    else:
+        opt = keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay)
+    if wd:
+        opt.exclude_from_weight_decay(var_names=NO_DECAY)
+    return opt
+
+
+def compile_model(model: keras.Model, recipe: Recipe, total_steps: int, lr: float | None = None) -> None:
+    peak = recipe.lr if lr is None else lr
+    warmup = int(recipe.warmup_epochs * total_steps / recipe.epochs) if recipe.epochs else 0
+    schedule = make_schedule(recipe.schedule, peak, total_steps, warmup)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+    n = len(model.outputs)
+    if n == 1:
+        model.compile(optimizer=make_optimizer(recipe, schedule), loss=loss,
+                      metrics=[keras.metrics.CategoricalAccuracy(name="top1")])
+    else:  # GoogLeNet: main + aux_loss_weight * each auxiliary classifier
+        model.compile(optimizer=make_optimizer(recipe, schedule), loss=[loss] * n,
+                      loss_weights=[1.0] + [recipe.aux_loss_weight] * (n - 1),
+                      metrics=[[keras.metrics.CategoricalAccuracy(name="top1")]] + [[]] * (n - 1))
+
+
+def build_for_recipe(recipe: Recipe, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    if recipe.finetune is None:
+        return build_model(recipe.model, input_shape, num_classes, **recipe.model_options)
+    from zoo import transfer  # the pretrained backbones; imported only when fine-tuning
+    ft = recipe.finetune
+    options = {k: ft[k] for k in ("head", "dropout", "weights") if k in ft}
+    return transfer.build_transfer_model(ft["backbone"], input_shape=input_shape,
+                                         num_classes=num_classes, **options)
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The model to export: the main output only for multi-output (GoogLeNet) training models."""
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.inputs, model.outputs[0], name=model.name)
+
+
+def _describe(model: keras.Model) -> str:
+    shapes = [tuple(o.shape[1:]) for o in model.outputs]
+    return (f"'{model.name}' with input {tuple(model.inputs[0].shape[1:])}, outputs {shapes}, "
+            f"{len(model.weights)} weight tensors, {model.count_params():,} parameters")
+
+
+def load_checkpoint(path: Path, expected: keras.Model) -> keras.Model:
+    """Loads a `.keras` checkpoint and checks it is the architecture `expected` (same input,
+    outputs and every weight shape); raises CheckpointMismatch naming both otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; train without --resume first")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as exc:  # a corrupt or foreign file: say which, and what to do
+        raise CheckpointMismatch(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}. "
+                                 "Delete it or choose another --out directory.") from exc
+    got = [tuple(w.shape) for w in model.weights]
+    want = [tuple(w.shape) for w in expected.weights]
+    same_io = ([tuple(i.shape[1:]) for i in model.inputs] == [tuple(i.shape[1:]) for i in expected.inputs]
+               and [tuple(o.shape[1:]) for o in model.outputs]
+               == [tuple(o.shape[1:]) for o in expected.outputs])
+    if not same_io or got != want:
+        raise CheckpointMismatch(
+            f"checkpoint {path} does not match the requested model: it holds {_describe(model)}, "
+            f"the run asks for {_describe(expected)}. Resume with the model, dataset and image "
+            "size it was trained with, or use a new --out directory to start over.")
+    return model
+
+
+def top1(model: keras.Model, ds: tf.data.Dataset) -> float:
+    """Test top-1 from predictions of the main output (labels one-hot in `ds`)."""
+    correct = total = 0
+    for x, y in ds:
+        p = model(x, training=False)
+        if isinstance(p, (list, tuple)):
+            p, y = p[0], y[0]
+        correct += int(np.sum(np.argmax(np.asarray(p), -1) == np.argmax(np.asarray(y), -1)))
+        total += int(x.shape[0])
+    return correct / max(total, 1)
+
+
+def environment() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))}
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "top1")):
+        for prefix, style in (("", "-o"), ("val_", "--s")):
+            key = next((k for k in history[0] if k.startswith(prefix) and k.endswith(metric)
+                        and (prefix or not k.startswith("val_"))), None)
+            if key:
+                ax.plot(epochs, [r.get(key, np.nan) for r in history], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _monitor_key(model: keras.Model, has_val: bool) -> str | None:
+    if not has_val:
+        return None
+    return "val_top1" if len(model.outputs) == 1 else f"val_{model.output_names[0]}_top1"
+
+
+def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
+          resume: bool = False, precision: str = "float32", dataset: Any = None,
+          extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None
+          ) -> dict[str, Any]:
+    """Runs `recipe` into `out_dir`; returns (and writes) the run record.
+
+    Raises TrainingDiverged on a NaN/inf loss (last good checkpoint kept), CheckpointMismatch
+    when resuming from a checkpoint of another model.
+    """
+    out = Path(out_dir)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    state_path = out / "state.json"
+    if not resume and (out / "last.keras").exists():
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
+                              "or choose another --out directory")
+    out.mkdir(parents=True, exist_ok=True)
+    wall_start = time.perf_counter()
+    set_seeds(seed, deterministic)
+    keras.mixed_precision.set_global_policy(precision)
+
+    if dataset is None:
+        from bench.data import load_dataset
+        dataset = load_dataset(recipe.dataset)
+    augmentation = build_augmentation(recipe.augment, seed=seed)
+    num_outputs = 3 if recipe.model_options.get("aux_outputs") else 1
+    splits: Splits = make_splits(dataset, recipe, seed, augmentation, num_outputs)
+    fresh = build_for_recipe(recipe, splits.input_shape, splits.num_classes)
+    phase1_epochs = recipe.epochs
+    ft = recipe.finetune or {}
+    total_epochs = phase1_epochs + int(ft.get("phase2_epochs", 0))
+
+    state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": None, "train_time_s": 0.0,
+                             "recipe": recipe.name, "model": recipe.model, "dataset": recipe.dataset,
+                             "seed": seed}
+    if resume and state_path.exists():
+        saved = json.loads(state_path.read_text())
+        if (saved.get("model"), saved.get("dataset")) != (recipe.model, recipe.dataset):
+            raise CheckpointMismatch(
+                f"{out} holds a run of model {saved.get('model')!r} on {saved.get('dataset')!r}, "
+                f"not {recipe.model!r} on {recipe.dataset!r}; use a new --out directory")
+        model = load_checkpoint(out / "last.keras", fresh)
+        state.update(saved)
+    else:
+        if resume:
+            print(f"no checkpoint in {out} yet: starting from epoch 1", file=sys.stderr)
+        model = fresh
+        compile_model(model, recipe, splits.steps_per_epoch * phase1_epochs)
+    initial_epoch = int(state["epoch"])
+
+    nan_stop = NonFiniteLossStop()
+    budget = TimeBudget(recipe.time_budget_s, state["train_time_s"]) if recipe.time_budget_s else None
+    callbacks = [nan_stop, HistoryCSV(out / "history.csv", initial_epoch),
+                 EpochCheckpoint(out, _monitor_key(model, splits.val is not None), nan_stop, state,
+                                 state["train_time_s"])]
+    callbacks += ([budget] if budget else []) + list(extra_callbacks)
+    verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+    print(f"training {recipe.name}: {recipe.model} on {recipe.dataset} {splits.sizes}, input "
+          f"{splits.input_shape}, epochs {initial_epoch + 1}..{total_epochs}, seed {seed}", flush=True)
+
+    def fit(model, start, stop):
+        if start < stop and nan_stop.diverged_at is None and not (budget and budget.stopped):
+            model.fit(splits.train, validation_data=splits.val, epochs=stop, initial_epoch=start,
+                      shuffle=False, callbacks=callbacks, verbose=verbose)
+
+    fit(model, initial_epoch, phase1_epochs)
+    if ft.get("phase2_epochs") and nan_stop.diverged_at is None:
+        if int(state["epoch"]) <= phase1_epochs:  # entering phase 2 (not resuming inside it)
+            from zoo import transfer
+            transfer.unfreeze_top(model, int(ft["phase2_unfreeze"]))
+            compile_model(model, recipe.replace(epochs=int(ft["phase2_epochs"]), schedule="constant"),
+                          splits.steps_per_epoch * int(ft["phase2_epochs"]), lr=ft.get("phase2_lr"))
+        fit(model, max(int(state["epoch"]), phase1_epochs), total_epochs)
+
+    record = {"recipe": recipe.to_dict(), "seed": seed, "deterministic": deterministic,
+              "precision": precision, "split_seed": 0, "data_sizes": splits.sizes,
+              "class_names": splits.class_names, "input_shape": list(splits.input_shape),
+              "parameters": int(model.count_params()), "environment": environment(),
+              "epochs_done": int(state["epoch"]), "train_time_s": state["train_time_s"],
+              "best_epoch": state["best_epoch"], "best_val_top1": state["best"]}
+    if nan_stop.diverged_at is not None:
+        epoch, batch, loss = nan_stop.diverged_at
+        kept = (f"the last good checkpoint {out / 'last.keras'} (epoch {state['epoch']}) is kept"
+                if state["epoch"] else "no epoch finished, so there is no good checkpoint")
+        message = (f"training diverged: loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
+                   f"{kept}. Lower the learning rate (recipe {recipe.name!r} uses lr={recipe.lr}) "
+                   "or check the input data for NaN.")
+        record.update(status="diverged", error=message, wall_time_s=round(time.perf_counter() - wall_start, 2))
+        atomic_write_text(out / "recipe.json", json.dumps(record, indent=2, default=str))
+        raise TrainingDiverged(message)
+
+    history = read_history(out / "history.csv")
+    if history:
+        plot_curves(history, out / "curves.png", f"{recipe.name} (seed {seed})")
+    final = model
+    if (out / "best.keras").exists():
+        final = keras.saving.load_model(out / "best.keras")
+    record["test_top1"] = round(top1(final, splits.test), 5)
+    record["test_top1_last"] = round(top1(model, splits.test), 5) if final is not model else record["test_top1"]
+    inference_model(final).save(out / "model.keras")
+    record.update(status="stopped at time budget" if budget and budget.stopped else "done",
+                  wall_time_s=round(time.perf_counter() - wall_start, 2))
+    atomic_write_text(out / "recipe.json", json.dumps(record, indent=2, default=str))
+    print(f"{recipe.name}: test top-1 {record['test_top1']:.4f} (best epoch {state['best_epoch']}), "
+          f"training {state['train_time_s']:.0f} s, wall {record['wall_time_s']:.0f} s -> {out}", flush=True)
+    return record

@@ -1,0 +1,207 @@
+"""Training recipes: every hyperparameter of a run in one readable block per model and dataset.
+
+A recipe is a plain dict (airbench style: read it top to bottom, nothing hidden elsewhere),
+checked into a frozen `Recipe`. Command-line flags override single fields
+(`--epochs`, `--batch-size`, `--limit-train`); the recipe actually used is written to
+`recipe.json` next to the checkpoints.
+
+Accuracy claims live in `expect`; numbers measured on this machine are in `results/train/`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.train.augment import build_augmentation
+from bench.train.schedules import SCHEDULES
+
+OPTIMIZERS = ("sgd", "sgd_nesterov", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: str
+    dataset: str
+    epochs: int
+    batch_size: int
+    optimizer: str = "sgd_nesterov"   # sgd (the seed's: no momentum), sgd_nesterov, adam, adamw
+    lr: float = 0.01                   # peak learning rate
+    momentum: float = 0.9              # sgd_nesterov only
+    schedule: str = "constant"         # constant, warmup_cosine, one_cycle
+    warmup_epochs: float = 0.0         # warmup_cosine only
+    weight_decay: float = 0.0          # decoupled (Keras optimizers), not on biases / BN
+    label_smoothing: float = 0.0
+    augment: dict[str, Any] = field(default_factory=dict)   # bench.train.augment keys
+    image_size: tuple[int, int] | None = None  # None: the dataset's own size
+    resize_method: str = "resize"      # resize or pad (the seed pads MNIST to 227 for AlexNet)
+    channels: int | None = None        # convert grayscale <-> RGB; None: the dataset's own
+    model_options: dict[str, Any] = field(default_factory=dict)  # passed to the model builder
+    aux_loss_weight: float = 0.3       # GoogLeNet's two auxiliary classifiers (aux_outputs=True)
+    limit_train: int | None = None     # first N training images (None: all)
+    train_classes: tuple[int, ...] | None = None  # keep only these labels, relabelled 0..k-1
+    images_per_class: int | None = None           # with train_classes: first N of each
+    val_fraction: float = 0.1          # held out of train for best-checkpoint selection
+    time_budget_s: float | None = None  # stop after the epoch that crosses this wall time
+    finetune: dict[str, Any] | None = None  # transfer learning, see FINETUNE_KEYS
+    expect: str = ""                   # the accuracy this recipe is meant to reach, and where
+
+    def __post_init__(self):
+        problems = []
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
+        if self.epochs < 1 or self.batch_size < 1:
+            problems.append(f"epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.val_fraction < 0.5:
+            problems.append(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        if self.resize_method not in ("resize", "pad"):
+            problems.append(f"resize_method must be 'resize' or 'pad', got {self.resize_method!r}")
+        if self.finetune is not None:
+            unknown = set(self.finetune) - set(FINETUNE_KEYS)
+            if unknown:
+                problems.append(f"unknown finetune keys {sorted(unknown)}; valid: {FINETUNE_KEYS}")
+        if problems:
+            raise ValueError(f"recipe {self.name!r}: " + "; ".join(problems))
+        build_augmentation(self.augment)  # raises on unknown or out-of-range options
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# backbone: a zoo.transfer backbone; head: "gap" or "flatten" (the seed's);
+# phase2_*: optional second phase unfreezing the top layers at a lower learning rate.
+FINETUNE_KEYS = ("backbone", "head", "dropout", "weights", "phase2_epochs", "phase2_unfreeze",
+                 "phase2_lr")
+
+CIFAR_AUG = {"crop_padding": 4, "horizontal_flip": True}
+CAT_DOG = (3, 5)  # CIFAR-10 labels: cat, dog
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # ---- MNIST ---------------------------------------------------------------------------------
+    "mnist_cnn": dict(
+        # >= 99.4% test top-1 in < 10 min on 2 CPU cores (results/train/mnist_cnn.json)
+        model="mnist_cnn", dataset="mnist",
+        epochs=8, batch_size=128,
+        optimizer="adamw", lr=3e-3, schedule="one_cycle", weight_decay=5e-4,
+        label_smoothing=0.1,
+        augment={"rotation_range": 10, "width_shift_range": 0.1, "height_shift_range": 0.1,
+                 "zoom_range": 0.1, "fill_mode": "constant"},
+        expect=">= 99.4% test top-1 in < 10 min on a 2-core CPU",
+    ),
+    "mnist_tiny": dict(
+        # the test recipe: a few hundred steps on 20k images, > 90%
+        model="mnist_cnn", dataset="mnist", model_options={"widths": (16, 32, 32)},
+        epochs=2, batch_size=64, limit_train=10_000, val_fraction=0.05,
+        optimizer="adam", lr=3e-3, schedule="one_cycle",
+        expect="> 90% test top-1 in about 300 steps",
+    ),
+    "mnist_alexnet": dict(
+        # the seed: AlexNet, MNIST padded to 227x227, SGD lr 0.01 no momentum, batch 128,
+        # 3 epochs, 10% validation split; here on the full training set (the seed used 256 images)
+        model="alexnet", dataset="mnist", image_size=(227, 227), resize_method="pad",
+        epochs=3, batch_size=128, optimizer="sgd", lr=0.01, momentum=0.0,
+        expect="the seed's recipe on all 54k training images; accuracy and time reported",
+    ),
+    # ---- Fashion-MNIST ---------------------------------------------------------------------------
+    "fashion_mnist_cnn": dict(
+        model="mnist_cnn", dataset="fashion_mnist", model_options={"widths": (64, 128, 256)},
+        epochs=30, batch_size=128,
+        optimizer="adamw", lr=3e-3, schedule="one_cycle", weight_decay=5e-4, label_smoothing=0.1,
+        augment={"horizontal_flip": True, "width_shift_range": 0.1, "height_shift_range": 0.1,
+                 "fill_mode": "constant"},
+        expect=">= 93% test top-1",
+    ),
+    # ---- CIFAR-10 --------------------------------------------------------------------------------
+    "cifar10_resnet18": dict(
+        # the GPU recipe (standard ResNet-18 CIFAR recipe: SGD+Nesterov 0.1, wd 5e-4, cosine)
+        model="resnet18", dataset="cifar10", model_options={"small_input": True},
+        epochs=35, batch_size=128,
+        optimizer="sgd_nesterov", lr=0.1, momentum=0.9, schedule="warmup_cosine", warmup_epochs=1,
+        weight_decay=5e-4, label_smoothing=0.1, augment=CIFAR_AUG,
+        expect=">= 93% test top-1 in ~35 epochs on a GPU (not run here: no GPU)",
+    ),
+    "cifar10_resnet18_cpu": dict(
+        # the CPU recipe: as much ResNet-18 as 30 minutes of 2 cores allow; one-cycle over a
+        # short horizon, larger batch for CPU throughput, stops at the time budget
+        model="resnet18", dataset="cifar10", model_options={"small_input": True},
+        epochs=4, batch_size=256, time_budget_s=30 * 60,
+        optimizer="sgd_nesterov", lr=0.2, momentum=0.9, schedule="one_cycle",
+        weight_decay=5e-4, label_smoothing=0.1, augment=CIFAR_AUG,
+        expect="best accuracy in 30 min on a 2-core CPU, aiming at 85% (not run here yet)",
+    ),
+    # ---- CIFAR-100 -------------------------------------------------------------------------------
+    "cifar100_resnet18": dict(
+        model="resnet18", dataset="cifar100", model_options={"small_input": True},
+        epochs=60, batch_size=128,
+        optimizer="sgd_nesterov", lr=0.1, momentum=0.9, schedule="warmup_cosine", warmup_epochs=2,
+        weight_decay=5e-4, label_smoothing=0.1, augment=CIFAR_AUG,
+        expect="~76-78% test top-1 on a GPU (runs where cifar-100-python.tar.gz is present)",
+    ),
+    # ---- GoogLeNet: auxiliary losses weighted 0.3 each --------------------------------------------
+    "cifar10_googlenet": dict(
+        model="googlenet", dataset="cifar10", image_size=(96, 96),
+        model_options={"aux_outputs": True}, aux_loss_weight=0.3,
+        epochs=30, batch_size=128,
+        optimizer="sgd_nesterov", lr=0.05, momentum=0.9, schedule="warmup_cosine", warmup_epochs=1,
+        weight_decay=5e-4, augment=CIFAR_AUG,
+        expect="a GPU recipe; main + 0.3 * aux1 + 0.3 * aux2 loss",
+    ),
+    # ---- Fine-tuning ------------------------------------------------------------------------------
+    "catdog_efficientnet_lite0_finetune": dict(
+        # ImageNet EfficientNet-Lite0, frozen, new head; 500 cat + 500 dog CIFAR-10 images at 224;
+        # optional phase 2 unfreezes the top layers at a 10x lower learning rate
+        model="efficientnet_lite0", dataset="cifar10", image_size=(224, 224),
+        train_classes=CAT_DOG, images_per_class=500, val_fraction=0.1,
+        epochs=3, batch_size=32, optimizer="adam", lr=1e-3,
+        finetune={"backbone": "efficientnet_lite0", "head": "gap", "dropout": 0.2,
+                  "phase2_epochs": 2, "phase2_unfreeze": 20, "phase2_lr": 1e-4},
+        expect="clearly better than the same architecture from scratch for the same wall time",
+    ),
+    "catdog_efficientnet_lite0_scratch": dict(
+        # the same architecture and images, random init, for the fine-tuning run's wall time
+        model="efficientnet_lite0", dataset="cifar10", image_size=(224, 224),
+        train_classes=CAT_DOG, images_per_class=500, val_fraction=0.1,
+        epochs=50, batch_size=32, optimizer="adam", lr=1e-3, time_budget_s=600,
+        augment={"horizontal_flip": True},
+        finetune={"backbone": "efficientnet_lite0", "head": "gap", "dropout": 0.2, "weights": None},
+        expect="baseline for the fine-tuning comparison (set time_budget_s to its wall time)",
+    ),
+    "hotdog_resnet50": dict(
+        # the seed: ResNet50 (ImageNet), frozen, Flatten + Dense(2), adam, batch 32, 224x224,
+        # 3 epochs of 10 steps; runs where the hotdog folders and Keras' ResNet50 weights exist
+        model="resnet50", dataset="hotdog", image_size=(224, 224), channels=3,
+        epochs=3, batch_size=32, optimizer="adam", lr=1e-3, val_fraction=0.0,
+        finetune={"backbone": "resnet50", "head": "flatten", "weights": "imagenet"},
+        expect="the seed's recipe; needs internet (or a local weights file) and hotdog.zip",
+    ),
+}
+
+
+def recipe_names() -> list[str]:
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid recipes: {', '.join(recipe_names())}")
+    return Recipe(name=name, **RECIPES[name])
+
+
+def default_recipe(model: str, dataset: str) -> Recipe:
+    """The recipe for this model and dataset, else a plain one (Adam, cosine, 10 epochs)."""
+    for name, fields in RECIPES.items():
+        if fields["model"] == model and fields["dataset"] == dataset and "tiny" not in name:
+            return get_recipe(name)
+    return Recipe(name=f"{dataset}_{model}_default", model=model, dataset=dataset, epochs=10,
+                  batch_size=128, optimizer="adam", lr=1e-3, schedule="warmup_cosine",
+                  warmup_epochs=1, expect="no tuned recipe: Adam 1e-3 with warm-up + cosine")

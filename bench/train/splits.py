@@ -1,0 +1,113 @@
+"""The train / validation / test pipelines of a recipe, from a `bench.data` dataset.
+
+The recipe may take a class subset (cat vs dog), the first N images per class, the first N
+images overall, and holds a fixed fraction of the training images out for validation (the
+best checkpoint is chosen on it, never on the test split). The held-out set is drawn with a
+fixed seed, so every run of a recipe validates on the same images.
+
+Images stay uint8 in memory; scaling to [0, 1], resize/pad and channel conversion happen on
+the fly per batch, then augmentation (training only), then one-hot labels (label smoothing).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bench.train.recipes import Recipe
+
+SPLIT_SEED = 0  # the validation hold-out is the same for every run seed
+
+
+@dataclass
+class Splits:
+    train: tf.data.Dataset
+    val: tf.data.Dataset | None
+    test: tf.data.Dataset
+    sizes: dict[str, int]
+    class_names: list[str]
+    input_shape: tuple[int, int, int]
+    steps_per_epoch: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _select(x: np.ndarray, y: np.ndarray, recipe: Recipe, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    if recipe.train_classes is not None:
+        keep = np.isin(y, recipe.train_classes)
+        idx = np.flatnonzero(keep)
+        if train and recipe.images_per_class:
+            idx = np.concatenate([idx[y[idx] == c][: recipe.images_per_class]
+                                  for c in recipe.train_classes])
+            idx.sort()
+        remap = {c: i for i, c in enumerate(recipe.train_classes)}
+        x, y = x[idx], np.array([remap[int(v)] for v in y[idx]], dtype=np.int64)
+    if train and recipe.limit_train:
+        x, y = x[: recipe.limit_train], y[: recipe.limit_train]
+    return x, y
+
+
+def preprocess(images: tf.Tensor, image_size: tuple[int, int] | None, resize_method: str,
+               channels: int | None) -> tf.Tensor:
+    """uint8 NHWC -> float32 in [0, 1] at `image_size` with `channels` channels."""
+    x = tf.cast(images, tf.float32) / 255.0
+    if channels == 3 and x.shape[-1] == 1:
+        x = tf.image.grayscale_to_rgb(x)
+    elif channels == 1 and x.shape[-1] == 3:
+        x = tf.image.rgb_to_grayscale(x)
+    if image_size is not None and tuple(x.shape[1:3]) != tuple(image_size):
+        h, w = image_size
+        x = tf.image.resize_with_pad(x, h, w) if resize_method == "pad" else tf.image.resize(x, (h, w))
+    return x
+
+
+def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Sequential | None,
+                num_outputs: int = 1) -> Splits:
+    """`dataset` is a `bench.data.load_dataset(...)` object (needs `.numpy(split)`, `.class_names`)."""
+    x_train, y_train = _select(*dataset.numpy("train"), recipe, train=True)
+    x_test, y_test = _select(*dataset.numpy("test"), recipe, train=False)
+    class_names = list(dataset.class_names)
+    if recipe.train_classes is not None:
+        class_names = [class_names[c] for c in recipe.train_classes]
+    n_val = int(round(len(x_train) * recipe.val_fraction))
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if len(train_idx) < recipe.batch_size:
+        raise ValueError(f"recipe {recipe.name!r}: {len(train_idx)} training images are fewer than "
+                         f"one batch of {recipe.batch_size}; lower --batch-size or raise --limit-train")
+    num_classes = len(class_names)
+    channels = recipe.channels or x_train.shape[-1]
+    size = tuple(recipe.image_size) if recipe.image_size else tuple(x_train.shape[1:3])
+    input_shape = (int(size[0]), int(size[1]), int(channels))
+
+    def to_targets(y):
+        onehot = tf.one_hot(y, num_classes)
+        return onehot if num_outputs == 1 else tuple([onehot] * num_outputs)
+
+    def pipeline(x, y, training: bool) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if training:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(recipe.batch_size, drop_remainder=training)
+
+        def prepare(xb, yb):
+            xb = preprocess(xb, size, recipe.resize_method, recipe.channels)
+            if training and augmentation is not None:
+                xb = augmentation(xb, training=True)
+            return xb, to_targets(yb)
+
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    train = pipeline(x_train[train_idx], y_train[train_idx], training=True)
+    val = pipeline(x_train[val_idx], y_train[val_idx], training=False) if n_val else None
+    test = pipeline(x_test, y_test, training=False)
+    return Splits(train=train, val=val, test=test,
+                  sizes={"train": len(train_idx), "val": n_val, "test": len(x_test)},
+                  class_names=class_names, input_shape=input_shape,
+                  steps_per_epoch=len(train_idx) // recipe.batch_size)
