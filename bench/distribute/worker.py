@@ -1,0 +1,173 @@
+"""Minimal self-contained distributed training on real MNIST: the proof bench for bench.distribute.
+
+    python -m bench.distribute.worker --strategy mirrored --cpu-devices 2 --out runs/dist/m2
+    python -m bench.distribute.launch --workers 2 -- \
+        python -m bench.distribute.worker --strategy multiworker --out runs/dist/w2
+
+Keras `model.fit` under the strategy, global batch fixed (per-replica = global / replicas), no
+shuffling (same data order in every configuration), data sharded per worker, `BackupAndRestore`
+written by the chief only. The chief writes `result.json` and `model.weights.h5` to --out;
+`--save-all-workers` also makes every worker write its own weights (`worker-N.weights.npz`) so a
+test can check that the replicas hold the same numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+SEED = 1234
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.distribute.worker", description=__doc__.split("\n\n")[0])
+    p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"))
+    p.add_argument("--cpu-devices", type=int, default=None, help="logical CPU devices for --strategy mirrored")
+    p.add_argument("--cluster", default="auto", choices=("auto", "tf_config", "slurm"))
+    p.add_argument("--collective-timeout", type=float, default=300.0, help="seconds a collective waits for peers")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    p.add_argument("--global-batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate at --global-batch (no momentum)")
+    p.add_argument("--steps-per-epoch", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--out", required=True, help="directory for result.json and weights (chief only)")
+    p.add_argument("--backup-dir", default=None, help="BackupAndRestore directory (default OUT/backup)")
+    p.add_argument("--keep-backup", action="store_true", help="keep the backup after a finished run")
+    p.add_argument("--save-all-workers", action="store_true", help="every worker writes worker-N.weights.npz")
+    p.add_argument("--epoch-sleep", type=float, default=0.0, help="pause after each epoch (fault tests)")
+    p.add_argument("--kill-at-step", type=int, default=None,
+                   help="fault injection: SIGKILL this process before global step N")
+    p.add_argument("--kill-worker", type=int, default=1, help="which worker --kill-at-step kills")
+    args = p.parse_args(argv)
+    if args.global_batch < 1 or args.steps_per_epoch < 1 or args.epochs < 1:
+        p.error("--global-batch, --steps-per-epoch and --epochs must be >= 1")
+    return args
+
+
+def build_model(kind: str, input_shape: tuple[int, ...], num_classes: int):
+    import keras
+    from keras import layers
+
+    x = inputs = keras.Input(input_shape)
+    if kind == "cnn":
+        x = layers.Conv2D(16, 3, activation="relu", name="conv1")(x)
+        x = layers.MaxPooling2D(name="pool1")(x)
+        x = layers.Conv2D(32, 3, activation="relu", name="conv2")(x)
+        x = layers.MaxPooling2D(name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="fc1")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=f"mnist_{kind}")
+
+
+def train_dataset(name: str, global_batch: int, num_examples: int):
+    """First `num_examples` training images in file order, batched with the global batch."""
+    import tensorflow as tf
+    from bench.data import load_dataset
+
+    data = load_dataset(name)
+    x, y = data.numpy("train")
+    if len(x) < num_examples:
+        raise ValueError(f"{name} has {len(x)} training images, the run needs {num_examples}")
+    x = x[:num_examples].astype("float32") / 255.0
+    ds = tf.data.Dataset.from_tensor_slices((x, y[:num_examples].astype("int64")))
+    return ds.batch(global_batch, drop_remainder=True).repeat(), data
+
+
+class KillAtStep:
+    """SIGKILL (no clean-up, no Python handlers) just before a given global step: a crashed node."""
+
+    def __init__(self, step: int):
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_batch_begin(cb, batch, logs=None):
+                if int(cb.model.optimizer.iterations.numpy()) >= step:
+                    print(f"fault injection: killing worker (pid {os.getpid()}) at step {step}", flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        self.callback = _Callback()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from bench.distribute.strategy import make_strategy, topology
+
+    # The strategy first: logical devices and the cluster must be set before TF initialises.
+    strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices, cluster=args.cluster,
+                             collective_timeout_s=args.collective_timeout)
+    import keras
+    import numpy as np
+
+    from bench.distribute.backup import ChiefBackupAndRestore, atomic_write_text
+    from bench.distribute.strategy import shard_dataset
+
+    top = topology(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if args.global_batch % replicas:
+        raise SystemExit(f"error: --global-batch {args.global_batch} is not divisible by {replicas} replicas")
+    print(f"worker {top.worker_index}/{top.num_workers} chief={top.is_chief} replicas={replicas} "
+          f"strategy={args.strategy}", flush=True)
+
+    examples = args.global_batch * args.steps_per_epoch  # every epoch sees the same images
+    ds, data = train_dataset(args.dataset, args.global_batch, examples)
+    ds = shard_dataset(ds, strategy, policy="data")
+
+    keras.utils.set_random_seed(SEED)  # same initial weights in every configuration
+    with strategy.scope():
+        model = build_model(args.model, tuple(data.image_shape), data.num_classes)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=args.lr),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+
+    epochs_run: list[int] = []
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs_run.append(epoch)
+            print(f"epoch {epoch} begins at step {int(self.model.optimizer.iterations.numpy())}", flush=True)
+
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"epoch {epoch} ends: " + " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items()), flush=True)
+            if args.epoch_sleep:
+                time.sleep(args.epoch_sleep)
+
+    backup_dir = args.backup_dir or os.path.join(args.out, "backup")
+    callbacks = [ChiefBackupAndRestore(backup_dir, delete_checkpoint=not args.keep_backup), Progress()]
+    if args.kill_at_step is not None and top.worker_index == args.kill_worker:
+        callbacks.append(KillAtStep(args.kill_at_step).callback)
+
+    start = time.perf_counter()
+    history = model.fit(ds, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                        callbacks=callbacks, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - start
+
+    os.makedirs(args.out, exist_ok=True)
+    if args.save_all_workers:
+        path = os.path.join(args.out, f"worker-{top.worker_index}.weights.npz")
+        np.savez(path + ".tmp.npz", *[w.numpy() for w in model.weights])
+        os.replace(path + ".tmp.npz", path)
+    if top.is_chief:
+        final = os.path.join(args.out, "model.weights.h5")
+        model.save_weights(final + ".tmp.weights.h5")  # Keras wants the .weights.h5 suffix
+        os.replace(final + ".tmp.weights.h5", final)
+        result = {
+            "strategy": args.strategy, "num_workers": top.num_workers, "replicas": replicas,
+            "global_batch": args.global_batch, "lr": args.lr, "model": args.model,
+            "epochs_run": epochs_run, "initial_epoch": epochs_run[0] if epochs_run else args.epochs,
+            "final_step": int(model.optimizer.iterations.numpy()),
+            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+            "fit_seconds": seconds,
+        }
+        atomic_write_text(os.path.join(args.out, "result.json"), json.dumps(result, indent=2))
+    print(f"worker {top.worker_index} done in {seconds:.1f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
