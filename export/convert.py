@@ -1,0 +1,180 @@
+"""Conversion only (validation lives in `verify`): Keras model -> SavedModel, ONNX, ONNX fp16.
+
+ONNX goes through `tf2onnx.convert.from_function` on a traced `tf.function`: with Keras 3,
+`tf2onnx.convert.from_keras` is not reliable. The graph input is named `input` with a dynamic
+batch axis `batch`; outputs are named by what they hold (`probabilities` or `logits`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import onnx
+import tensorflow as tf
+
+DEFAULT_OPSET = 17
+INPUT_NAME = "input"
+SAVEDMODEL_SIGNATURE = "serving_default"
+
+
+class ConversionError(ValueError):
+    """The model cannot be converted as asked; the message says why and what to do."""
+
+
+def output_kind(model: keras.Model) -> str:
+    """'probabilities' when the main output is a softmax (rows >= 0 summing to 1), else 'logits'.
+
+    Judged on the model's own numbers for a few in-range inputs, so it holds for any
+    architecture whatever layer produces the final activation.
+    """
+    shape = (4, *input_shape(model))
+    x = np.random.default_rng(0).uniform(0.0, 1.0, shape).astype("float32")
+    y = _main_output(model(x, training=False))
+    y = np.asarray(y, dtype="float64")
+    is_prob = bool(np.all(y >= 0.0) and np.allclose(y.sum(axis=-1), 1.0, atol=1e-3))
+    return "probabilities" if is_prob else "logits"
+
+
+def input_shape(model: keras.Model) -> tuple[int, int, int]:
+    shape = model.inputs[0].shape
+    if len(model.inputs) != 1 or len(shape) != 4 or any(d is None for d in shape[1:]):
+        raise ConversionError(
+            f"model {model.name!r} must take one NHWC image batch with a fixed height, width and "
+            f"channels; its inputs are {[tuple(t.shape) for t in model.inputs]}. Rebuild it with "
+            "input_shape=(H, W, C)."
+        )
+    return tuple(int(d) for d in shape[1:])  # type: ignore[return-value]
+
+
+def output_names(model: keras.Model, kind: str) -> list[str]:
+    """Main output first, named by kind; GoogLeNet's auxiliary heads follow as aux1, aux2..."""
+    return [kind] + [f"aux{i}" for i in range(1, len(model.outputs))]
+
+
+def _main_output(y):
+    return y[0] if isinstance(y, (list, tuple)) else y
+
+
+def serving_function(model: keras.Model, kind: str) -> tf.types.experimental.GenericFunction:
+    names = output_names(model, kind)
+    spec = [tf.TensorSpec((None, *input_shape(model)), tf.float32, name=INPUT_NAME)]
+
+    def serve(x):
+        y = model(x, training=False)
+        y = list(y) if isinstance(y, (list, tuple)) else [y]
+        return {name: tf.identity(t, name=name) for name, t in zip(names, y)}
+
+    return tf.function(serve, input_signature=spec)
+
+
+def to_savedmodel(model: keras.Model, path: str | os.PathLike, kind: str | None = None) -> Path:
+    """Writes a TF SavedModel with one signature `serving_default(input) -> {kind: ...}`."""
+    kind = kind or output_kind(model)
+    path = Path(path)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    fn = serving_function(model, kind)
+    archive.add_endpoint(SAVEDMODEL_SIGNATURE, fn, input_signature=list(fn.input_signature))
+    archive.write_out(str(path), verbose=False)
+    return path
+
+
+def check_opset(opset: int) -> None:
+    """Fails early, before any conversion, for an opset that tf2onnx or onnxruntime cannot handle."""
+    from tf2onnx import constants
+
+    supported = sorted(constants.OPSET_TO_IR_VERSION)
+    if not isinstance(opset, int) or opset < 13 or opset > supported[-1]:
+        raise ConversionError(
+            f"opset {opset} is not supported: tf2onnx {_version('tf2onnx')} writes opsets 13.."
+            f"{supported[-1]} for these models; use --opset {DEFAULT_OPSET} (the default)"
+        )
+    import onnxruntime as ort
+
+    # onnxruntime publishes no "max opset" API: ask it to load a one-node model of that opset.
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "opset_probe",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    probe = onnx.helper.make_model(
+        graph,
+        opset_imports=[onnx.helper.make_opsetid("", opset)],
+        ir_version=constants.OPSET_TO_IR_VERSION[opset],
+    )
+    try:
+        ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own pybind exception types
+        raise ConversionError(
+            f"onnxruntime {ort.__version__} cannot run opset {opset} ({exc}); use a lower "
+            f"--opset, e.g. {DEFAULT_OPSET}"
+        ) from None
+
+
+def to_onnx(
+    model: keras.Model,
+    path: str | os.PathLike,
+    opset: int = DEFAULT_OPSET,
+    kind: str | None = None,
+) -> Path:
+    """Converts with tf2onnx at `opset`, then refuses a graph onnxruntime could not run."""
+    import tf2onnx
+
+    check_opset(opset)
+    kind = kind or output_kind(model)
+    fn = serving_function(model, kind)
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
+    _refuse_unsupported_ops(proto, opset)
+    _name_batch_axis(proto)
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    onnx.save(proto, str(path))
+    return path
+
+
+def _refuse_unsupported_ops(proto: onnx.ModelProto, opset: int) -> None:
+    # tf2onnx logs unsupported TF ops and copies them into the graph unchanged; such a model
+    # only fails later, inside onnxruntime. Name the TF ops (their scope names the layer).
+    bad = [
+        node
+        for node in proto.graph.node
+        if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type, opset)
+    ]
+    if bad:
+        where = "; ".join(f"{n.op_type} in {n.name.rsplit('/', 1)[0]}" for n in bad[:5])
+        raise ConversionError(
+            f"the model has TensorFlow ops that tf2onnx cannot convert to ONNX opset {opset}: "
+            f"{where}. Replace the layer that uses them with standard Keras layers (the scope "
+            "above names it), or export only --formats savedmodel."
+        )
+
+
+def _name_batch_axis(proto: onnx.ModelProto) -> None:
+    # tf2onnx names the unknown batch dim 'unk__N'; give inputs and outputs one stable name.
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].dim_param = "batch"
+
+
+def to_onnx_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Float16 weights and compute, float32 input and outputs (keep_io_types) for drop-in use."""
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise ConversionError(
+            "onnx_fp16 needs the onnxconverter-common package: pip install onnxconverter-common"
+        ) from None
+    model = onnx.load(str(src))
+    half = float16.convert_float_to_float16(model, keep_io_types=True)
+    onnx.save(half, str(dst))
+    return Path(dst)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)

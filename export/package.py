@@ -1,0 +1,106 @@
+"""The artifact directory: written beside its destination, moved into place only when complete.
+
+A complete artifact has `manifest.json` with status "passed" and the sha256 of every other
+file. Anything that fails on the way ends in `<DIR>.failed` (with its report), never in DIR.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+MANIFEST = "manifest.json"
+REPORT = "report.txt"
+
+
+class OutputExistsError(FileExistsError):
+    pass
+
+
+def check_destination(out: str | os.PathLike, overwrite: bool) -> Path:
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(
+            f"output directory {out} already exists; pass --overwrite to replace it or choose "
+            "another --out"
+        )
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yields a fresh temp dir beside `out`; on success it replaces `out`, on error it becomes
+    `out.failed` (the exception propagates). The same filesystem makes os.replace atomic."""
+    out = check_destination(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the artifact is an ordinary directory
+    try:
+        yield tmp
+    except BaseException:
+        failed = out.with_name(out.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        os.replace(tmp, failed)
+        raise
+    old = None
+    if out.exists():  # --overwrite: move the old artifact aside first, delete it after
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(out.with_name(out.name + ".failed"), ignore_errors=True)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file under root except the manifest, keyed by POSIX relative path."""
+    return {
+        p.relative_to(root).as_posix(): sha256(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p != root / MANIFEST
+    }
+
+
+def write_manifest(root: Path, manifest: dict) -> Path:
+    manifest = {**manifest, "files": file_hashes(root)}
+    path = root / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{root} is not an export artifact: it has no {MANIFEST}; create one with "
+            "`python -m export CHECKPOINT --out DIR`"
+        )
+    return json.loads(path.read_text())
+
+
+def verify_files(root: str | os.PathLike, manifest: dict) -> list[str]:
+    """Names of files whose sha256 no longer matches the manifest (or that are missing)."""
+    root = Path(root)
+    bad = []
+    for name, digest in manifest.get("files", {}).items():
+        path = root / name
+        if not path.is_file() or sha256(path) != digest:
+            bad.append(name)
+    return bad

@@ -1,0 +1,125 @@
+"""`python -m export predict DIR IMAGE...`: classify image files with an exported artifact.
+
+Deployment-side code: onnxruntime, PIL and numpy only, never TensorFlow (a test checks that).
+It applies the manifest's preprocessing, which reproduces the training pipeline's
+`tf.image.resize` (bilinear, half-pixel centres, no antialias) and `resize_with_pad`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from export.package import read_manifest, verify_files
+
+FORMAT_FILES = {"onnx": "model.onnx", "onnx_fp16": "model_fp16.onnx", "onnx_int8": "model_int8.onnx"}
+
+
+def bilinear_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """tf.image.resize(method="bilinear", antialias=False) for one HWC float image."""
+    in_h, in_w = image.shape[:2]
+    if (in_h, in_w) == (height, width):
+        return image
+
+    def axis(out_size: int, in_size: int):
+        pos = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
+        low = np.floor(pos)
+        frac = (pos - low)[:, None]
+        lo = np.clip(low, 0, in_size - 1).astype(int)
+        hi = np.clip(np.ceil(pos), 0, in_size - 1).astype(int)
+        return lo, hi, frac
+
+    y0, y1, fy = axis(height, in_h)
+    x0, x1, fx = axis(width, in_w)
+    top = image[y0] + (image[y1] - image[y0]) * fy[:, :, None]
+    return top[:, x0] + (top[:, x1] - top[:, x0]) * fx[None, :, :]
+
+
+def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """tf.image.resize_with_pad: keep the aspect ratio, centre, pad with zeros."""
+    in_h, in_w = image.shape[:2]
+    ratio = max(in_w / width, in_h / height)
+    new_h, new_w = int(math.floor(in_h / ratio)), int(math.floor(in_w / ratio))
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out = np.zeros((height, width, image.shape[2]), dtype=image.dtype)
+    out[top : top + new_h, left : left + new_w] = bilinear_resize(image, new_h, new_w)
+    return out
+
+
+def preprocess(path: str | Path, preprocessing: dict) -> np.ndarray:
+    from PIL import Image
+
+    height, width = preprocessing["size"]
+    channels = preprocessing["channels"]
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            x = np.asarray(img, dtype="float32")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable image: {exc}") from None
+    if x.ndim == 2:
+        x = x[:, :, None]
+    x = x * float(preprocessing["scale"])
+    if preprocessing["resize_method"] == "pad":
+        x = resize_with_pad(x, height, width)
+    else:
+        x = bilinear_resize(x, height, width)
+    return x.astype("float32")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def classify(artifact: str | Path, images: list[str], fmt: str = "onnx", top_k: int = 5) -> list[list[tuple[str, float]]]:
+    import onnxruntime as ort
+
+    manifest = read_manifest(artifact)
+    if manifest.get("status") != "passed":
+        raise ValueError(f"{artifact} is not a verified artifact (status {manifest.get('status')!r})")
+    if fmt not in manifest.get("formats", {}):
+        raise ValueError(f"{artifact} has no {fmt} model; it has: {', '.join(manifest['formats'])}")
+    changed = verify_files(artifact, manifest)
+    if changed:
+        raise ValueError(f"{artifact}: files changed since export (sha256 mismatch): {', '.join(changed)}")
+    session = ort.InferenceSession(
+        str(Path(artifact) / manifest["formats"][fmt]["file"]), providers=["CPUExecutionProvider"]
+    )
+    spec = manifest["input"]
+    batch = np.stack([preprocess(p, manifest["preprocessing"]) for p in images])
+    main = manifest["outputs"][0]
+    scores = session.run([main["name"]], {spec["name"]: batch})[0]
+    probs = scores if main["kind"] == "probabilities" else softmax(scores)
+    names = manifest["class_names"]
+    k = min(top_k, probs.shape[-1])
+    return [[(names[i], float(row[i])) for i in np.argsort(-row)[:k]] for row in probs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m export predict", description="Classify images with an exported artifact."
+    )
+    parser.add_argument("artifact", help="artifact directory written by python -m export")
+    parser.add_argument("images", nargs="+", help="image files (any format PIL reads)")
+    parser.add_argument("--format", default="onnx", choices=sorted(FORMAT_FILES))
+    parser.add_argument("--top-k", type=int, default=5)
+    args = parser.parse_args(argv)
+    try:
+        results = classify(args.artifact, args.images, args.format, args.top_k)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for image, top in zip(args.images, results):
+        print(image)
+        for name, p in top:
+            print(f"  {p:7.2%}  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
