@@ -22,10 +22,12 @@ Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 PIXELS = 32 * 32 * 3
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 
-# the only globals a CIFAR pickle needs: numpy array reconstruction (numpy 1 and 2 spellings)
+# the only globals a CIFAR pickle needs: numpy array reconstruction (numpy 1 and 2 spellings),
+# and `_codecs.encode`, which Python 3 writes for bytes when a user re-saves with protocol 2
 _PICKLE_GLOBALS = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("_codecs", "encode"),
 }
 
 
