@@ -13,9 +13,9 @@ Keys (ImageDataGenerator's own names first, then the seed's tf.image operations)
 | key                      | meaning (as in the seed)                          | layer                  |
 |--------------------------|---------------------------------------------------|------------------------|
 | rescale                  | multiply pixel values (e.g. 1/255 for uint8 input) | Rescaling              |
-| rotation_range           | degrees, uniform in [-r, r]                        | RandomRotation         |
-| width_shift_range        | fraction of width, uniform in [-w, w]              | RandomTranslation      |
-| height_shift_range       | fraction of height, uniform in [-h, h]             | RandomTranslation      |
+| rotation_range           | degrees, uniform in [-r, r] (or [lower, upper])    | RandomRotation         |
+| width_shift_range        | fraction of width, U(-w, w) (or [lower, upper])    | RandomTranslation      |
+| height_shift_range       | fraction of height, U(-h, h) (or [lower, upper])   | RandomTranslation      |
 | shear_range              | shear angle in degrees, along x, in [-s, s]        | RandomShear            |
 | zoom_range               | z or [lower, upper]; scale in [1-z, 1+z], <1 = in  | RandomZoom             |
 | horizontal_flip          | random left-right flip                             | RandomFlip             |
@@ -137,6 +137,13 @@ def _pair(value: Any, key: str) -> tuple[float, float]:
     raise ValueError(f"augmentation {key!r} must be a number or [lower, upper], got {value!r}")
 
 
+def _symmetric(value: Any, key: str) -> tuple[float, float]:
+    """ImageDataGenerator's `r` means U(-r, r); an explicit [lower, upper] is kept as given."""
+    if isinstance(value, (int, float)):
+        return -abs(float(value)), abs(float(value))
+    return _pair(value, key)
+
+
 def _check(config: dict[str, Any]) -> None:
     unknown = sorted(set(config) - set(KEYS))
     if unknown:
@@ -147,8 +154,7 @@ def _check(config: dict[str, Any]) -> None:
     hue = config.get("random_hue")
     if hue is not None and not 0 <= float(hue) <= 0.5:
         raise ValueError(f"random_hue is tf.image's max_delta and must be in [0, 0.5], got {hue}")
-    for key in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range",
-                "random_brightness", "crop_padding"):
+    for key in ("shear_range", "random_brightness", "crop_padding"):
         if key in config and float(config[key]) < 0:
             raise ValueError(f"{key} must be >= 0, got {config[key]}")
 
@@ -180,11 +186,13 @@ def build_augmentation(config: dict[str, Any] | None, seed: int | None = None,
         out.append(RandomCropPerImage(h, w, padding=int(config.get("crop_padding", 0)),
                                       seed=next_seed(), name="crop"))
     if "rotation_range" in config:
-        out.append(keras.layers.RandomRotation(float(config["rotation_range"]) / 360.0,
-                                               seed=next_seed(), name="rotation", **fill))
+        lo, hi = _symmetric(config["rotation_range"], "rotation_range")
+        out.append(keras.layers.RandomRotation((lo / 360.0, hi / 360.0), seed=next_seed(),
+                                               name="rotation", **fill))
     if "width_shift_range" in config or "height_shift_range" in config:
         out.append(keras.layers.RandomTranslation(
-            float(config.get("height_shift_range", 0.0)), float(config.get("width_shift_range", 0.0)),
+            _symmetric(config.get("height_shift_range", 0.0), "height_shift_range"),
+            _symmetric(config.get("width_shift_range", 0.0), "width_shift_range"),
             seed=next_seed(), name="shift", **fill))
     if "shear_range" in config:
         # ImageDataGenerator shears along x by an angle; Keras takes the shear factor tan(angle)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.train.augment import build_augmentation
-from bench.train.splits import preprocess
+from bench.data.pipeline import preprocess
 
 
 def augment_preview(dataset: Any, config: dict[str, Any], out: Path | str, *, n_images: int = 6,

@@ -5,8 +5,9 @@ images overall, and holds a fixed fraction of the training images out for valida
 best checkpoint is chosen on it, never on the test split). The held-out set is drawn with a
 fixed seed, so every run of a recipe validates on the same images.
 
-Images stay uint8 in memory; scaling to [0, 1], resize/pad and channel conversion happen on
-the fly per batch, then augmentation (training only), then one-hot labels (label smoothing).
+Batches come from `bench.data.pipeline.from_arrays` (uint8 in memory; scaling to [0, 1],
+resize/pad and channel conversion on the fly per batch), with the recipe's augmentation as its
+`augment` hook (training only); labels become one-hot here, for label smoothing.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bench.data.pipeline import from_arrays
 from bench.train.recipes import Recipe
 
 SPLIT_SEED = 0  # the validation hold-out is the same for every run seed
@@ -52,20 +54,6 @@ def _select(x: np.ndarray, y: np.ndarray, recipe: Recipe, train: bool) -> tuple[
     return x, y
 
 
-def preprocess(images: tf.Tensor, image_size: tuple[int, int] | None, resize_method: str,
-               channels: int | None) -> tf.Tensor:
-    """uint8 NHWC -> float32 in [0, 1] at `image_size` with `channels` channels."""
-    x = tf.cast(images, tf.float32) / 255.0
-    if channels == 3 and x.shape[-1] == 1:
-        x = tf.image.grayscale_to_rgb(x)
-    elif channels == 1 and x.shape[-1] == 3:
-        x = tf.image.rgb_to_grayscale(x)
-    if image_size is not None and tuple(x.shape[1:3]) != tuple(image_size):
-        h, w = image_size
-        x = tf.image.resize_with_pad(x, h, w) if resize_method == "pad" else tf.image.resize(x, (h, w))
-    return x
-
-
 def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Sequential | None,
                 num_outputs: int = 1) -> Splits:
     """`dataset` is a `bench.data.load_dataset(...)` object (needs `.numpy(split)`, `.class_names`)."""
@@ -90,19 +78,17 @@ def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Seq
         return onehot if num_outputs == 1 else tuple([onehot] * num_outputs)
 
     def pipeline(x, y, training: bool) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        if training:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(recipe.batch_size, drop_remainder=training)
+        augment = None
+        if training and augmentation is not None:
+            def augment(images):
+                return augmentation(images, training=True)
+        ds = from_arrays(x, y, recipe.batch_size, recipe.image_size, recipe.resize_method, recipe.channels,
+                         shuffle=training, seed=seed, augment=augment, drop_remainder=training)
 
-        def prepare(xb, yb):
-            xb = preprocess(xb, size, recipe.resize_method, recipe.channels)
-            if training and augmentation is not None:
-                xb = augmentation(xb, training=True)
-            return xb, to_targets(yb)
+        def targets(images, labels):
+            return images, to_targets(labels)
 
-        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return ds.map(targets, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     train = pipeline(x_train[train_idx], y_train[train_idx], training=True)
     val = pipeline(x_train[val_idx], y_train[val_idx], training=False) if n_val else None
