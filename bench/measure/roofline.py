@@ -1,0 +1,60 @@
+"""Peak float32 matrix-multiply rate per engine family on this device: the roof of `peak_fraction`.
+
+A large square matmul (2*N^3 FLOPs) is timed through the same runtime the engines use: plain TF
+graph ('tf': keras_predict, tf_function, savedmodel), XLA ('xla') and onnxruntime ('onnxruntime',
+per provider). The best rate over the repeats is the peak: a roof is an upper bound, not a typical.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.measure.engines import tf_device_name
+from bench.measure.timing import time_calls
+
+
+def _tf_matmul(n: int, device: str, jit: bool):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((n, n), tf.float32)
+
+    @tf.function(input_signature=[spec, spec], jit_compile=jit)
+    def matmul(a, b):
+        return tf.matmul(a, b)
+
+    def run(ab):
+        with tf.device(tf_device_name(device)):
+            return matmul(*ab).numpy()
+
+    return run
+
+
+def _ort_matmul(n: int, provider: str):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])
+    c = helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", [a, b], [c])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 10)  # what onnxruntime 1.2x/1.3x accepts
+    session = ort.InferenceSession(model.SerializeToString(), providers=[provider])
+    return lambda ab: session.run(None, {"a": ab[0], "b": ab[1]})[0]
+
+
+def peak_matmul_flops(family: str, device: str = "cpu", n: int = 1024, repeats: int = 10) -> float:
+    """Best FLOP/s of an n x n float32 matmul through `family` ('tf', 'xla', 'onnxruntime',
+    'onnxruntime_cuda')."""
+    rng = np.random.default_rng(0)
+    ab = (rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32))
+    if family in ("tf", "xla"):
+        fn = _tf_matmul(n, device, jit=family == "xla")
+    elif family == "onnxruntime":
+        fn = _ort_matmul(n, "CPUExecutionProvider")
+    elif family == "onnxruntime_cuda":
+        fn = _ort_matmul(n, "CUDAExecutionProvider")
+    else:
+        raise ValueError(f"unknown matmul family {family!r}; valid: tf, xla, onnxruntime, onnxruntime_cuda")
+    timing = time_calls(fn, ab, warmup=2, repeats=repeats, time_budget_s=None)
+    return 2.0 * n**3 / (timing.samples_ns.min() / 1e9)

@@ -1,0 +1,212 @@
+"""`python -m bench run`: measure a matrix of models x datasets x tasks x engines x batch sizes x
+precisions into results/NAME (results.csv, results.json, environment.json, report.md, PNG plots).
+
+Everything is validated before anything is measured. Rows are appended and flushed as each cell
+finishes; after an interrupt, `--resume` skips the finished cells and `--fresh` starts again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import matrix as mx
+from bench.results import ResultsFile, now
+
+
+def _csv(kind=str):
+    def parse(text: str):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}")
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--profile", help=f"named profile: {', '.join(mx.profile_names())} (default quick)")
+    src.add_argument("--matrix", type=Path, help="a TOML matrix file (same keys as bench/profiles/*.toml)")
+    p.add_argument("--models", type=_csv(), help="zoo names or package.module:function, comma-separated")
+    p.add_argument("--datasets", type=_csv(), help="dataset names or image-folder paths")
+    p.add_argument("--tasks", type=_csv(), help=f"any of {', '.join(mx.TASKS)}")
+    p.add_argument("--batch-sizes", type=_csv(int), help="inference batch sizes, e.g. 1,8,32")
+    p.add_argument("--train-batch-sizes", type=_csv(int), help="training batch sizes")
+    p.add_argument("--engines", type=_csv(), help="inference engines, e.g. keras_predict,tf_function,xla")
+    p.add_argument("--precisions", type=_csv(), help="fp32,mixed_float16,mixed_bfloat16")
+    p.add_argument("--xla", type=_csv(), help="training with XLA: on,off")
+    p.add_argument("--device", choices=mx.DEVICES, help="cpu, gpu or auto (gpu when one is present)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--repeats", type=int, help="timed calls per inference cell")
+    budget.add_argument("--time-budget", type=float, help="seconds of timed calls per inference cell")
+    p.add_argument("--warmup", type=int, help="untimed warm-up calls per shape")
+    p.add_argument("--checkpoint", help="a trained .keras model for the accuracy task")
+    p.add_argument("--out", type=Path, help="output directory (default results/PROFILE)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="keep finished rows in --out and run the rest")
+    again.add_argument("--fresh", action="store_true", help="delete earlier results in --out and start clean")
+    p.add_argument("--no-overhead-check", action="store_true", help="skip the harness-overhead measurement")
+    p.add_argument("--report-only", action="store_true", help="only re-render report.md and plots from --out")
+    return p
+
+
+def build_matrix(args: argparse.Namespace) -> mx.Matrix:
+    matrix = mx.load_matrix(args.matrix) if args.matrix else mx.load_profile(args.profile or "quick")
+    overrides = dict(models=args.models, datasets=args.datasets, tasks=args.tasks, batch_sizes=args.batch_sizes,
+                     train_batch_sizes=args.train_batch_sizes, engines=args.engines, precisions=args.precisions,
+                     device=args.device, warmup=args.warmup, checkpoint=args.checkpoint)
+    if args.xla:
+        overrides["xla"] = [mx.parse_bool(v) for v in args.xla]
+    if args.repeats is not None:
+        overrides.update(repeats=args.repeats, time_budget_s=None)
+    if args.time_budget is not None:
+        overrides.update(time_budget_s=args.time_budget, repeats=None)
+    if args.no_overhead_check:
+        overrides["overhead_check"] = False
+    return mx.with_overrides(matrix, **overrides)
+
+
+def resolve_device(requested: str) -> str:
+    """'cpu', or 'gpu' with memory growth enabled (set before TensorFlow touches the GPU)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if requested == "gpu" and not gpus:
+        raise mx.MatrixError("--device gpu but TensorFlow sees no GPU (CUDA build and driver needed); use --device cpu")
+    return "gpu" if gpus and requested in ("gpu", "auto") else "cpu"
+
+
+def peak_families(matrix: mx.Matrix) -> set[str]:
+    from bench.measure.engines import ENGINES
+
+    families = {ENGINES[e].peak_family for e in matrix.engines if "infer" in matrix.tasks}
+    if "train" in matrix.tasks:
+        families |= {"xla" if x else "tf" for x in matrix.xla}
+    return families
+
+
+def measure_peaks(matrix: mx.Matrix, device: str, earlier: dict[str, float]) -> dict[str, float]:
+    """Large-matmul rate per engine family; a resumed run keeps the figures its first rows used."""
+    from bench.measure.engines import OnnxRuntime, OnnxRuntimeCuda
+    from bench.measure.roofline import peak_matmul_flops
+
+    unavailable = {"onnxruntime": not OnnxRuntime.availability(device)[0],
+                   "onnxruntime_cuda": not OnnxRuntimeCuda.availability(device)[0]}
+    peaks = dict(earlier)
+    for family in sorted(peak_families(matrix) - set(peaks)):
+        if unavailable.get(family):
+            continue
+        try:
+            peaks[family] = peak_matmul_flops(family, device, n=matrix.matmul_n)
+        except Exception as exc:
+            print(f"warning: peak matmul rate for {family} not measured: {exc}", file=sys.stderr)
+    return peaks
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    try:
+        matrix = build_matrix(args)
+        out = args.out or Path("results") / matrix.name
+        if args.report_only:
+            from bench import report
+
+            print(f"report: {report.write(out)}")
+            return 0
+        mx.validate(matrix)
+        results = ResultsFile(out)
+        if results.exists() and not (args.resume or args.fresh):
+            raise mx.MatrixError(f"{results.csv_path} already has results: add --resume to continue that run "
+                                 f"or --fresh to start it again (or choose another --out)")
+        if args.resume:
+            results.read()  # fails early if the columns differ
+        device = resolve_device(matrix.device)
+    except mx.MatrixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run(matrix, out, device, argv, fresh=args.fresh)
+
+
+def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool = False) -> int:
+    from bench import report
+    from bench.measure import environment
+    from bench.measure.cells import CellRunner
+    from bench.measure.environment import row_fields
+
+    results = ResultsFile(out)
+    env_path = out / "environment.json"
+    if fresh:
+        results.clear()
+        env_path.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads(env_path.read_text()) if env_path.exists() else {}
+    env = environment.collect(argv)
+    env["profile"] = matrix.name
+    env["started"] = now()
+    env["earlier_runs"] = earlier.get("earlier_runs", []) + ([{k: earlier.get(k) for k in ("command", "started", "env_id")}]
+                                                             if earlier else [])
+    print(f"bench run {matrix.name}: device {device}, results in {out}", file=sys.stderr)
+    env["peak_matmul_flops_per_sec"] = measure_peaks(matrix, device, earlier.get("peak_matmul_flops_per_sec", {}))
+    env["matmul_n"] = matrix.matmul_n
+    if matrix.overhead_check and "infer" in matrix.tasks:
+        from bench.measure.overhead import harness_overhead
+
+        env["harness_overhead"] = earlier.get("harness_overhead") or harness_overhead(device)
+    _write_json(env_path, env)
+
+    todo = mx.cells(matrix, device)
+    finished = results.finished_keys()
+    pending = [c for c in todo if c.key() not in finished]
+    if finished:
+        print(f"resuming: {len(todo) - len(pending)} of {len(todo)} cells already on disk", file=sys.stderr)
+    common = row_fields(env)
+    with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as workdir:
+        runner = CellRunner(matrix, env["peak_matmul_flops_per_sec"], Path(workdir))
+        started = time.perf_counter()
+        try:
+            for i, cell in enumerate(pending, 1):
+                row = runner.run(cell)
+                row.update(common, timestamp=now())
+                results.append(row)
+                elapsed = time.perf_counter() - started
+                eta = elapsed / i * (len(pending) - i)
+                detail = (f"p50 {row['latency_ms_p50']:.2f} ms, {row['images_per_sec']:.1f} img/s"
+                          if row.get("latency_ms_p50") is not None else
+                          f"top1 {row['top1']:.4f}" if row.get("top1") is not None else row.get("reason", ""))
+                print(f"[{len(todo) - len(pending) + i}/{len(todo)}] {cell.label()}: {row['status']} {detail} "
+                      f"| elapsed {_duration(elapsed)}, ETA {_duration(eta)}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {len(results.read())} rows kept in {results.csv_path}; "
+                  f"rerun with --resume to finish or --fresh to start again", file=sys.stderr)
+            return 130
+        finally:
+            env["finished"] = now()
+            _write_json(env_path, env)
+    path = report.write(out)
+    print(f"done in {_duration(time.perf_counter() - started)}: {results.csv_path}, {path}", file=sys.stderr)
+    return 0
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
