@@ -33,7 +33,13 @@ def flops_per_image(model: keras.Model) -> int:
         .with_empty_output()  # the profiler otherwise prints a table to stdout
         .build()
     )
-    profile = tf.compat.v1.profiler.profile(
-        graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options
-    )
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # the v1 profiler logs a deprecation warning on every call
+    try:
+        profile = tf.compat.v1.profiler.profile(
+            graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options
+        )
+    finally:
+        logger.setLevel(level)
     return int(profile.total_float_ops)

@@ -15,6 +15,7 @@ check what is specific to them (e.g. the smallest input size).
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -51,7 +52,8 @@ def register(spec: ModelSpec) -> Callable[[Builder], Builder]:
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    """Registered names, numbers in natural order (resnet18 before resnet101)."""
+    return sorted(_REGISTRY, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
 
 
 def spec(name: str) -> ModelSpec:
