@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 try:
                     ds = load_dataset(name, label_mode=args.label_mode)
-                except DataError as exc:
+                except (DataError, ValueError) as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     failed += 1
                     continue

@@ -91,7 +91,7 @@ class FolderDataset:
                     files[split].append(ImageFile(path, label, size, channels))
             if not files[split]:
                 raise DataError(f"{root / split}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
-        return cls(name or root.name, list(class_names), files, str(root))
+        return cls(name or root.name, root, list(class_names), files, str(root))
 
     @property
     def num_classes(self) -> int:
@@ -123,11 +123,13 @@ class FolderDataset:
             if h is None:
                 raise DataError(f"{self.root}: images differ in size, so they do not stack into one array; "
                                 f"use pipeline(..., image_size=...) to resize them on the fly")
-            mode = "L" if c == 1 else "RGB"
+            import tensorflow as tf
+
+            # decoded by TensorFlow, like the pipeline, so numpy() and pipeline() give the same pixels
+            # (PIL's JPEG decoder rounds chroma differently)
             x = np.empty((len(files), h, w, c), np.uint8)
             for i, f in enumerate(files):
-                with Image.open(f.path) as img:
-                    x[i] = np.asarray(img.convert(mode)).reshape(h, w, c)
+                x[i] = tf.io.decode_image(tf.io.read_file(str(f.path)), channels=c, expand_animations=False).numpy()
             self._arrays[split] = (x, np.array([f.label for f in files], np.int64))
         return self._arrays[split]
 
