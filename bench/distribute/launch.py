@@ -52,12 +52,17 @@ def describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def tail(path: str, lines: int = 15) -> str:
+# TensorFlow start-up chatter that would push the real error out of the tail.
+NOISE = ("I0000 ", "W0000 ", "E0000 ", "WARNING: All log messages", "To enable the following")
+
+
+def tail(path: str, lines: int = 12) -> str:
     try:
         with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
+            kept = [line for line in f if line.strip() and not line.startswith(NOISE)]
     except OSError:
         return ""
+    return "".join(kept[-lines:])
 
 
 @dataclass
@@ -65,11 +70,12 @@ class LaunchResult:
     returncodes: list[int | None]
     failed_worker: int | None = None  # first worker seen failing
     log_paths: list[str] = field(default_factory=list)
+    timed_out: bool = False
     message: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.failed_worker is None and all(c == 0 for c in self.returncodes)
+        return not self.timed_out and self.failed_worker is None and all(c == 0 for c in self.returncodes)
 
 
 def _stop(proc: subprocess.Popen, wait_s: float) -> None:
@@ -114,6 +120,7 @@ def launch(
 
         deadline = time.monotonic() + timeout_s
         failed: int | None = None
+        timed_out = False
         stop_by: float | None = None
         while True:
             codes = [p.poll() for p in procs]
@@ -130,12 +137,11 @@ def launch(
             now = time.monotonic()
             if now > deadline or (stop_by is not None and now > stop_by):
                 running = [i for i, c in enumerate(codes) if c is None]
-                reason = "job timed out" if now > deadline else "grace period over"
+                timed_out = failed is None
+                reason = f"job timed out after {timeout_s:.0f}s" if timed_out else "grace period over"
                 print(f"{reason}: terminating workers {running}", flush=True)
                 for i in running:
                     _stop(procs[i], 10.0)
-                if failed is None:
-                    failed = running[0]
                 break
             time.sleep(poll_s)
     finally:
@@ -143,9 +149,15 @@ def launch(
             _stop(p, 10.0)
 
     codes = [p.returncode for p in procs]
-    result = LaunchResult(codes, failed, logs)
+    result = LaunchResult(codes, failed, logs, timed_out=timed_out)
     if result.ok:
         result.message = f"all {workers} workers finished"
+    elif timed_out:
+        result.message = (
+            f"error: the job did not finish within --timeout {timeout_s:.0f}s; all workers were stopped "
+            f"({', '.join(describe_exit(c) for c in codes)}). Logs: {log_dir}. A worker that never "
+            "reached its peers usually means a wrong address or a firewalled port."
+        )
     else:
         i = failed if failed is not None else next(i for i, c in enumerate(codes) if c != 0)
         result.failed_worker = i

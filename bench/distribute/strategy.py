@@ -175,38 +175,48 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
 
 class Topology(NamedTuple):
     num_workers: int
-    worker_index: int  # 0 is the chief
+    worker_index: int  # 0 is the chief; -1 for tasks outside the synchronous group
     is_chief: bool
 
 
-def topology(strategy: tf.distribute.Strategy | None = None) -> Topology:
-    """Where this process sits among the workers (a single process is worker 0 of 1, the chief)."""
-    strategy = strategy or tf.distribute.get_strategy()
-    resolver = getattr(strategy, "cluster_resolver", None)
-    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+# Anything that knows the cluster: a strategy, a cluster resolver, or an already computed Topology.
+Where = tf.distribute.Strategy | tf.distribute.cluster_resolver.ClusterResolver | Topology | None
+
+
+def topology(where: Where = None) -> Topology:
+    """Where this process sits among the workers, from a strategy, a cluster resolver or a Topology.
+
+    Without a cluster (default or mirrored strategy) a process is worker 0 of 1, the chief.
+    The chief is the "chief" task if the cluster has one, else worker 0 (TensorFlow's convention).
+    """
+    if isinstance(where, Topology):
+        return where
+    if where is None or isinstance(where, tf.distribute.Strategy):
+        where = getattr(where or tf.distribute.get_strategy(), "cluster_resolver", None)
+    spec = where.cluster_spec().as_dict() if where is not None else {}
     if not spec:
         return Topology(1, 0, True)
     chiefs, workers = len(spec.get("chief", [])), len(spec.get("worker", []))
-    task_type, task_id = resolver.task_type, resolver.task_id
-    index = task_id if task_type == "chief" else chiefs + task_id
+    task_type, task_id = where.task_type, where.task_id
     if task_type not in ("chief", "worker"):  # evaluator, ps: outside the synchronous group
         return Topology(chiefs + workers, -1, False)
+    index = task_id if task_type == "chief" else chiefs + task_id
     return Topology(chiefs + workers, index, index == 0)
 
 
-def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+def is_chief(where: Where = None) -> bool:
     """The one worker that writes checkpoints, logs and results."""
-    return topology(strategy).is_chief
+    return topology(where).is_chief
 
 
-def chief_only_path(path: str | os.PathLike, strategy: tf.distribute.Strategy | None = None) -> str:
+def chief_only_path(path: str | os.PathLike, where: Where = None) -> str:
     """`path` on the chief; a private scratch path on other workers.
 
     For saves every worker must take part in (e.g. a SavedModel export under MultiWorkerMirrored):
     non-chief workers write to the scratch path and delete it, so they never race the chief.
     """
     path = os.fspath(path)
-    top = topology(strategy)
+    top = topology(where)
     if top.is_chief:
         return path
     scratch = os.path.join(tempfile.gettempdir(), f"imgcls-worker{top.worker_index}-{os.getpid()}")
@@ -248,7 +258,7 @@ SHARD_POLICIES = ("data", "explicit", "off")
 
 def shard_dataset(
     dataset: tf.data.Dataset,
-    strategy: tf.distribute.Strategy | None = None,
+    where: Where = None,
     *,
     policy: str = "data",
 ) -> tf.data.Dataset:
@@ -270,6 +280,6 @@ def shard_dataset(
         return dataset.with_options(options)
     options.experimental_distribute.auto_shard_policy = Policy.OFF
     if policy == "explicit":
-        top = topology(strategy)
+        top = topology(where)
         dataset = dataset.shard(top.num_workers, top.worker_index)
     return dataset.with_options(options)

@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
                              collective_timeout_s=args.collective_timeout)
     import keras
     import numpy as np
+    import tensorflow as tf
+
+    # What a collective raises when a peer dies (connection reset) or times out.
+    PEER_LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                 tf.errors.AbortedError, tf.errors.CancelledError)
 
     from bench.distribute.backup import ChiefBackupAndRestore, atomic_write_text
     from bench.distribute.strategy import shard_dataset
@@ -143,8 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         callbacks.append(KillAtStep(args.kill_at_step).callback)
 
     start = time.perf_counter()
-    history = model.fit(ds, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                        callbacks=callbacks, verbose=0, shuffle=False)
+    try:
+        history = model.fit(ds, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                            callbacks=callbacks, verbose=0, shuffle=False)
+    except PEER_LOST as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: worker {top.worker_index} lost its peers ({type(exc).__name__}: {first}). "
+              f"The collectives are aborted and this worker stops; restart the whole job to resume "
+              f"from the last backup in {backup_dir}.", file=sys.stderr, flush=True)
+        return 3
     seconds = time.perf_counter() - start
 
     os.makedirs(args.out, exist_ok=True)
