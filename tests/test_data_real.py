@@ -46,5 +46,7 @@ def test_cifar10_as_fetched(cifar10):
     np.testing.assert_allclose(mean, [0.4914, 0.4822, 0.4465], atol=1e-4)
 
 
-def test_second_load_shares_the_arrays(mnist):
-    assert load_dataset("mnist").numpy("train")[0] is mnist.numpy("train")[0]
+def test_second_load_shares_read_only_arrays(mnist):
+    x = load_dataset("mnist").numpy("train")[0]
+    assert x is mnist.numpy("train")[0]
+    assert not x.flags.writeable  # one user cannot silently change another's data

@@ -1,4 +1,4 @@
-"""The dataset object every other part of the toolkit uses, and `load_dataset`.
+"""The in-memory dataset object (MNIST, Fashion-MNIST, CIFAR-10/100) and its decoded cache.
 
 Decoded arrays are cached per dataset as one uncompressed .npz in the cache
 folder, with a sha256 of its arrays stored inside: a second load reads it
@@ -30,6 +30,11 @@ class ImageDataset:
     source: str = ""
     _tensors: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        for x, y in self.splits.values():  # shared by every user in the process: never edited in place
+            x.setflags(write=False)
+            y.setflags(write=False)
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -44,7 +49,7 @@ class ImageDataset:
         return self.splits[split]
 
     def numpy(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(x uint8 NHWC, y int64) of a split; the arrays are shared, not copied."""
+        """(x uint8 NHWC, y int64) of a split; shared read-only arrays (copy before editing)."""
         return self._split(split)
 
     def pipeline(self, split: str, batch_size: int, image_size=None, resize_method: str = "resize",

@@ -130,7 +130,10 @@ class FolderDataset:
             x = np.empty((len(files), h, w, c), np.uint8)
             for i, f in enumerate(files):
                 x[i] = tf.io.decode_image(tf.io.read_file(str(f.path)), channels=c, expand_animations=False).numpy()
-            self._arrays[split] = (x, np.array([f.label for f in files], np.int64))
+            y = np.array([f.label for f in files], np.int64)
+            x.setflags(write=False)  # shared, like the array datasets' splits
+            y.setflags(write=False)
+            self._arrays[split] = (x, y)
         return self._arrays[split]
 
     def pipeline(self, split: str, batch_size: int, image_size=None, resize_method: str = "resize",
