@@ -14,8 +14,9 @@ def top_k_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
 
 def evaluate(predict: Callable[[np.ndarray], np.ndarray], batches: Iterable, num_classes: int) -> dict[str, float]:
     """top1 and top5 (top5 only with more than 5 classes, else NaN) over all `(images, labels)` batches."""
-    n = correct1 = correct5 = 0
+    n = correct1 = correct5 = count = 0
     for images, labels in batches:
+        count += 1
         images, labels = np.asarray(images, dtype=np.float32), np.asarray(labels)
         scores = predict(images)
         n += len(labels)
@@ -24,7 +25,7 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], batches: Iterable, num
             correct5 += top_k_correct(scores, labels, 5)
     if n == 0:
         raise ValueError("no test examples to evaluate")
-    return {"top1": correct1 / n, "top5": correct5 / n if num_classes > 5 else float("nan"), "examples": n}
+    return {"top1": correct1 / n, "top5": correct5 / n if num_classes > 5 else float("nan"), "examples": n, "batches": count}
 
 
 def load_checkpoint(path: str):

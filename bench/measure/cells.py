@@ -96,7 +96,7 @@ class CellRunner:
     def run(self, cell: Cell) -> dict[str, Any]:
         """One row; a cell that fails becomes a failed row and the run goes on."""
         self.matrix_device = cell.device
-        row: dict[str, Any] = {**cell.row_id(), "status": "ok", "reason": ""}
+        row: dict[str, Any] = {**cell.row_id(), "status": "ok", "reason": "", "repeats": 0, "warmup": 0}
         started = time.perf_counter()
         memory.reset_gpu_peak(cell.device)
         try:
@@ -174,6 +174,7 @@ class CellRunner:
         scores = accuracy.evaluate(engine, batches, ds.num_classes)
         seconds = (time.perf_counter_ns() - t0) / 1e9
         return {"top1": scores["top1"], "top5": scores["top5"], "examples": scores["examples"],
+                "repeats": scores["batches"],
                 "images_per_sec": scores["examples"] / seconds, "checkpoint": checkpoint,
                 **self.model_info(cell, model)}
 
