@@ -50,3 +50,16 @@ def test_second_load_shares_read_only_arrays(mnist):
     x = load_dataset("mnist").numpy("train")[0]
     assert x is mnist.numpy("train")[0]
     assert not x.flags.writeable  # one user cannot silently change another's data
+
+
+def test_cifar10_is_byte_identical_to_the_official_binary_batches(cifar10):
+    """Re-encoded as official binary records (label byte + R, G, B planes), the npm data gives
+    the published md5s of data_batch_1.bin and test_batch.bin: decoding order is exact."""
+    import hashlib
+
+    for split, part, md5 in (("train", slice(0, 10000), "5dd7e06a14cb22eb9f671a540d1b7c25"),
+                             ("test", slice(0, 10000), "803d5f7f4d78ea53de84dbe85f74fb6d")):
+        x, y = cifar10.numpy(split)
+        records = np.concatenate([y[part].astype(np.uint8)[:, None],
+                                  x[part].transpose(0, 3, 1, 2).reshape(-1, 3072)], axis=1)
+        assert hashlib.md5(records.tobytes()).hexdigest() == md5
