@@ -1,0 +1,231 @@
+"""Scaling efficiency: throughput with N replicas / (N x throughput with one replica).
+
+    python -m bench.distribute.scaling --out results/distribute            # measure, write CSV + md
+    python -m bench.distribute.scaling measure --strategy mirrored --cpu-devices 2 --row row.json
+
+Weak scaling: the per-replica batch is fixed, so N replicas process N x the images per step.
+Two set-ups on one host: `logical_devices` (MirroredStrategy over 1 or 2 logical CPU devices in
+one process) and `local_workers` (MultiWorkerMirroredStrategy over 1 or 2 processes on 127.0.0.1,
+started by the launcher). Each measurement is a fresh process (logical devices are fixed at TF
+start-up); repeats are interleaved so a change in machine load hits every configuration alike, and
+the median is reported. The measured step is Keras' own `train_step` run by `strategy.run` on the
+next batch of the distributed real-MNIST dataset, gradients all-reduced, the loss fetched so the
+step has finished when the clock stops; warm-up steps (tracing) are excluded.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+SETUPS = {"logical_devices": (1, 2), "local_workers": (1, 2)}
+COLUMNS = ["setup", "replicas", "model", "per_replica_batch", "global_batch", "steps", "repeats",
+           "images_per_sec", "images_per_sec_runs", "step_ms_p50", "step_ms_p90", "scaling_efficiency",
+           "cpu_count", "load_avg_1m_start", "load_avg_1m_end", "tensorflow"]
+
+
+def efficiency(images_per_sec_n: float, images_per_sec_1: float, replicas: int) -> float:
+    """1.0 = perfect linear scaling; 0.5 on 2 replicas = no gain at all."""
+    if images_per_sec_1 <= 0 or replicas < 1:
+        raise ValueError(f"need a positive one-replica throughput and replicas >= 1, got "
+                         f"{images_per_sec_1}, {replicas}")
+    return images_per_sec_n / (replicas * images_per_sec_1)
+
+
+def measure_here(args: argparse.Namespace) -> dict | None:
+    """Time the distributed train step in this process; the row (chief only) or None."""
+    from bench.distribute.strategy import make_strategy, shard_dataset, topology
+
+    strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)  # before TF starts
+    import keras
+    import tensorflow as tf
+
+    from bench.distribute.worker import SEED, build_model, train_dataset
+    from bench.measure.timing import summarize, time_calls
+
+    replicas = strategy.num_replicas_in_sync
+    global_batch = args.per_replica_batch * replicas
+    ds, data = train_dataset(args.dataset, global_batch, global_batch * 8)  # 8 batches, repeated
+    dist = iter(strategy.experimental_distribute_dataset(shard_dataset(ds, strategy)))
+    keras.utils.set_random_seed(SEED)
+    with strategy.scope():
+        model = build_model(args.model, tuple(data.image_shape), data.num_classes)
+        model.compile(optimizer=keras.optimizers.SGD(0.01),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.build((None, *data.image_shape))
+        model.optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def step(iterator):
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return strategy.reduce("MEAN", logs["loss"], axis=None)
+
+    # Fixed step counts: every worker must run exactly as many collectives as the others.
+    timing = time_calls(lambda _: step(dist).numpy(), None, warmup=args.warmup, repeats=args.steps)
+    if not topology(strategy).is_chief:
+        return None
+    summary = summarize(timing.samples_ns, global_batch)
+    return {"replicas": replicas, "global_batch": global_batch, "images_per_sec": summary["images_per_sec"],
+            "step_ms_p50": summary["latency_ms_p50"], "step_ms_p90": summary["latency_ms_p90"]}
+
+
+def _measure_command(args, strategy: str, cpu_devices: int | None, row: str) -> list[str]:
+    cmd = [sys.executable, "-m", "bench.distribute.scaling", "measure", "--strategy", strategy,
+           "--model", args.model, "--dataset", args.dataset, "--per-replica-batch", str(args.per_replica_batch),
+           "--warmup", str(args.warmup), "--steps", str(args.steps), "--row", row]
+    return cmd + (["--cpu-devices", str(cpu_devices)] if cpu_devices else [])
+
+
+def run_one(args, setup: str, replicas: int, scratch: str) -> dict:
+    from bench.distribute.launch import launch
+
+    row = os.path.join(scratch, f"{setup}-{replicas}.json")
+    if os.path.exists(row):
+        os.remove(row)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if setup == "logical_devices":
+        proc = subprocess.run(_measure_command(args, "mirrored", replicas, row), env=env, capture_output=True,
+                              text=True, timeout=args.timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{setup} x{replicas} failed:\n{proc.stderr[-3000:]}")
+    else:
+        job = launch(_measure_command(args, "multiworker", None, row), replicas, timeout_s=args.timeout,
+                     log_dir=os.path.join(scratch, f"logs-{setup}-{replicas}"))
+        if not job.ok:
+            raise RuntimeError(f"{setup} x{replicas} failed:\n{job.message}")
+    with open(row) as f:
+        return json.load(f)
+
+
+def load_avg() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def measure_all(args) -> list[dict]:
+    import tensorflow as tf  # only for the version string; the measurements run in subprocesses
+
+    scratch = os.path.join(args.out, "runs")
+    os.makedirs(scratch, exist_ok=True)
+    configs = [(s, n) for s in args.setups for n in SETUPS[s]]
+    runs: dict[tuple[str, int], list[dict]] = {c: [] for c in configs}
+    start_load = load_avg()
+    for rep in range(args.repeats):
+        for setup, n in configs:  # interleaved: load drift hits every configuration alike
+            row = run_one(args, setup, n, scratch)
+            runs[(setup, n)].append(row)
+            print(f"repeat {rep + 1}/{args.repeats} {setup} x{n}: {row['images_per_sec']:.0f} images/s "
+                  f"(load {load_avg()})", flush=True)
+    end_load = load_avg()
+    rows = []
+    for setup, n in configs:
+        got = runs[(setup, n)]
+        ips = statistics.median(r["images_per_sec"] for r in got)
+        one = statistics.median(r["images_per_sec"] for r in runs[(setup, 1)])
+        rows.append({
+            "setup": setup, "replicas": n, "model": args.model, "per_replica_batch": args.per_replica_batch,
+            "global_batch": got[0]["global_batch"], "steps": args.steps, "repeats": args.repeats,
+            "images_per_sec": round(ips, 1),
+            "images_per_sec_runs": " ".join(f"{r['images_per_sec']:.1f}" for r in got),
+            "step_ms_p50": round(statistics.median(r["step_ms_p50"] for r in got), 2),
+            "step_ms_p90": round(statistics.median(r["step_ms_p90"] for r in got), 2),
+            "scaling_efficiency": round(efficiency(ips, one, n), 3),
+            "cpu_count": os.cpu_count(), "load_avg_1m_start": start_load, "load_avg_1m_end": end_load,
+            "tensorflow": tf.__version__,
+        })
+    return rows
+
+
+def write_results(rows: list[dict], out: str) -> tuple[str, str]:
+    os.makedirs(out, exist_ok=True)
+    csv_path, md_path = os.path.join(out, "scaling.csv"), os.path.join(out, "scaling.md")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    r0 = rows[0]
+    lines = [
+        "# Scaling efficiency on one host",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node() or 'this host'}: "
+        f"{r0['cpu_count']} CPU cores, no GPU, TensorFlow {r0['tensorflow']}, model `{r0['model']}` on real MNIST, "
+        f"{r0['per_replica_batch']} images per replica per step, median of {r0['repeats']} interleaved runs of "
+        f"{r0['steps']} timed steps. Load average (1 min) {r0['load_avg_1m_start']} at the start, "
+        f"{r0['load_avg_1m_end']} at the end.",
+        "",
+        "| setup | replicas | global batch | images/s | step ms p50 | step ms p90 | scaling efficiency | runs (images/s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['setup']} | {r['replicas']} | {r['global_batch']} | {r['images_per_sec']:.0f} | "
+                     f"{r['step_ms_p50']:.1f} | {r['step_ms_p90']:.1f} | {r['scaling_efficiency']:.2f} | "
+                     f"{r['images_per_sec_runs']} |")
+    lines += [
+        "",
+        "Scaling efficiency = images/s with N replicas / (N x images/s with 1), same set-up, same per-replica batch.",
+        "",
+        "Read these numbers for what they are: **2 logical CPU devices on 2 cores share the same cores**, and",
+        "so do 2 worker processes on one host. TensorFlow already spreads one replica's ops over both cores,",
+        "so a second replica adds no compute; what the table shows is the price of the distributed path",
+        "(splitting the batch, all-reducing the gradients, and for workers the gRPC collectives through",
+        "127.0.0.1 and two processes competing for two cores). Real scaling needs one replica per GPU or",
+        "per host; measure it there with the same command (docs/distributed.md).",
+    ]
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    measure = bool(argv) and argv[0] == "measure"
+    p = argparse.ArgumentParser(prog="python -m bench.distribute.scaling" + (" measure" if measure else ""),
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="cnn", choices=("mlp", "cnn"))
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--per-replica-batch", type=int, default=128)
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps (the first one traces)")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per run")
+    if measure:
+        p.add_argument("--strategy", required=True, choices=("default", "mirrored", "multiworker"))
+        p.add_argument("--cpu-devices", type=int, default=None)
+        p.add_argument("--row", required=True, help="JSON file the chief writes its row to")
+    else:
+        p.add_argument("--out", default="results/distribute")
+        p.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+        p.add_argument("--repeats", type=int, default=3)
+        p.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    args = p.parse_args(argv[1:] if measure else argv)
+    args.command = "measure" if measure else "all"
+    if args.per_replica_batch < 1 or args.steps < 1 or args.warmup < 1:
+        p.error("--per-replica-batch, --steps and --warmup must be >= 1 (warm-up traces the step)")
+    if not measure and args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "measure":
+        row = measure_here(args)
+        if row is not None:
+            from bench.distribute.backup import atomic_write_text
+
+            atomic_write_text(args.row, json.dumps(row))
+        return 0
+    try:
+        rows = measure_all(args)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in write_results(rows, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
