@@ -36,6 +36,7 @@ $(STAMP): pyproject.toml
 
 data: setup
 	$(PY) -m bench data fetch mnist fashion_mnist cifar10
+	$(PY) -c "from zoo import sample_photos as s, imagenet_classes as c, efficientnet_lite as e; [s.path(n) for n in s.names()]; c.class_names(); e.imagenet_weights_path()"
 
 preview: data
 	$(PY) -m bench data preview mnist --out results/preview/mnist.png
