@@ -53,8 +53,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def current_lr(model: keras.Model) -> float:
-    lr = model.optimizer.learning_rate
-    return float(np.asarray(lr))
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -273,8 +273,8 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
     history = read_history(out / "history.csv")
     if history:
         plot_curves(history, out / "curves.png", f"{recipe.name} (seed {seed})")
-    final = model
-    if (out / "best.keras").exists():
+    final = model  # the best epoch on validation, which is often the last
+    if (out / "best.keras").exists() and state["best_epoch"] != state["epoch"]:
         final = keras.saving.load_model(out / "best.keras")
     record["test_top1"] = round(top1(final, splits.test), 5)
     record["test_top1_last"] = round(top1(model, splits.test), 5) if final is not model else record["test_top1"]
