@@ -49,25 +49,36 @@ def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+# tf.image.rgb_to_grayscale's weights (ITU-R 601), so a colour photo for an MNIST model is
+# converted as in training.
+GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], dtype="float32")
+
+
 def preprocess(path: str | Path, preprocessing: dict) -> np.ndarray:
+    """One image file -> float32 HWC in [0, 1], as bench.data's pipeline prepares test images:
+    scale, then channels, then resize (or pad), then clip interpolation overshoot."""
     from PIL import Image
 
     height, width = preprocessing["size"]
     channels = preprocessing["channels"]
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            x = np.asarray(img, dtype="float32")
+            gray = img.mode in ("1", "L", "LA", "I", "I;16", "F")
+            x = np.asarray(img.convert("L" if gray else "RGB"), dtype="float32")
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable image: {exc}") from None
     if x.ndim == 2:
         x = x[:, :, None]
-    x = x * float(preprocessing["scale"])
+    x = x * np.float32(preprocessing["scale"])
+    if channels == 3 and x.shape[2] == 1:
+        x = np.repeat(x, 3, axis=2)
+    elif channels == 1 and x.shape[2] == 3:
+        x = (x @ GRAY_WEIGHTS)[:, :, None]
     if preprocessing["resize_method"] == "pad":
         x = resize_with_pad(x, height, width)
     else:
         x = bilinear_resize(x, height, width)
-    return x.astype("float32")
+    return np.clip(x, 0.0, 1.0).astype("float32")
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -1,0 +1,311 @@
+"""`python -m export` end to end on a small CNN trained here on real MNIST images.
+
+One module-scoped export with every format feeds the manifest, predict and fp16/int8 tests;
+the failure tests each export a small model of their own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from export.__main__ import main
+from export.package import MANIFEST, sha256
+
+REPO = Path(__file__).resolve().parents[1]
+PARITY_IMAGES = 2000
+
+
+def tiny_cnn(input_shape=(28, 28, 1), classes=10) -> keras.Model:
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(16, 3, name="conv2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.ReLU(name="relu2")(x)
+    x = keras.layers.MaxPooling2D(name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="tiny_cnn")
+
+
+@pytest.fixture(scope="module")
+def trained(mnist, tmp_path_factory) -> Path:
+    """A tiny CNN trained for a few seconds on 4096 real MNIST training images."""
+    keras.utils.set_random_seed(0)
+    model = tiny_cnn()
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(mnist.pipeline("train", 64, shuffle=True, seed=0, limit=4096), epochs=2, verbose=0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_cnn.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def artifact(trained, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("art") / "tiny"
+    rc = main([str(trained), "--formats", "savedmodel,onnx,onnx_fp16,onnx_int8", "--dataset", "mnist",
+               "--out", str(out), "--parity-images", str(PARITY_IMAGES), "--calibration-images", "256"])
+    assert rc == 0
+    return out
+
+
+def test_manifest_is_complete_and_hashes_every_file(artifact):
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    assert manifest["status"] == "passed"
+    assert manifest["model"] == "tiny_cnn" and manifest["architecture"] == "tiny_cnn"
+    assert manifest["dataset"] == "mnist" and manifest["class_names"] == [str(i) for i in range(10)]
+    assert manifest["input"] == {"name": "input", "shape": [None, 28, 28, 1], "dtype": "float32", "layout": "NHWC"}
+    assert manifest["outputs"][0]["name"] == "probabilities"
+    pre = manifest["preprocessing"]
+    assert pre["size"] == [28, 28] and pre["channels"] == 1 and pre["resize_method"] == "resize"
+    assert pre["scale"] == pytest.approx(1 / 255)
+    assert manifest["opset"] == 17 and manifest["formats"]["onnx"]["opset"] == 17
+    assert set(manifest["tools"]) >= {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"}
+    assert all(manifest["tools"][t] for t in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"))
+    assert manifest["created"].endswith("+00:00")
+    assert set(manifest["conversion_seconds"]) == {"savedmodel", "onnx", "onnx_fp16", "onnx_int8"}
+    # parity figures: real test images and random inputs, both fp32 formats, all within tolerance
+    checks = manifest["parity"]["checks"]
+    assert {(c["format"], c["inputs"]) for c in checks} == {
+        (f, i) for f in ("savedmodel", "onnx") for i in ("real", "random")}
+    for check in checks:
+        assert check["passed"]
+        fig = check["outputs"][0]
+        assert fig["max_abs_diff"] <= 1e-5 and fig["top1_agreement"] == 1.0
+        assert fig["images"] == (PARITY_IMAGES if check["inputs"] == "real" else 32)
+    # accuracy is the ONNX model's, measured on the test images; the model learnt something
+    acc = manifest["accuracy"]
+    assert acc["images"] == PARITY_IMAGES and acc["top1_onnx"] == acc["top1_keras"]
+    assert acc["top1_onnx"] > 0.8
+    # every file on disk is listed with its true sha256, and nothing else is listed
+    on_disk = {p.relative_to(artifact).as_posix() for p in artifact.rglob("*") if p.is_file()} - {MANIFEST}
+    assert set(manifest["files"]) == on_disk
+    assert "savedmodel/saved_model.pb" in on_disk and "model_int8.onnx" in on_disk
+    for name, digest in manifest["files"].items():
+        assert sha256(artifact / name) == digest
+    # no temp or failed leftovers beside the artifact
+    assert sorted(p.name for p in artifact.parent.iterdir()) == ["tiny"]
+
+
+def test_reloaded_savedmodel_has_named_signature_and_dynamic_batch(artifact, mnist):
+    loaded = tf.saved_model.load(str(artifact / "savedmodel"))
+    sig = loaded.signatures["serving_default"]
+    spec = sig.structured_input_signature[1]["input"]
+    assert spec.shape.as_list() == [None, 28, 28, 1]
+    x, _ = mnist.numpy("test")
+    for n in (1, 5):
+        out = sig(input=tf.constant(x[:n].astype("float32") / 255.0))["probabilities"]
+        assert out.shape == (n, 10)
+
+
+def test_reduced_precision_is_judged_against_fp32(artifact):
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    rp = manifest["reduced_precision"]
+    for fmt in ("onnx_fp16", "onnx_int8"):
+        row = rp[fmt]
+        assert row["images"] == PARITY_IMAGES
+        assert row["top1_drop"] == pytest.approx(row["top1_onnx_fp32"] - row["top1"])
+        assert row["passed"] == (row["top1_drop"] <= 0.01)
+        assert 0.9 <= row["top1_agreement_with_fp32"] <= 1.0
+        assert row["speed"]["images_per_sec"] > 0 and row["speed_onnx_fp32"]["latency_ms_p50"] > 0
+    assert rp["onnx_int8"]["calibration_images"] == 256
+    # the int8 model really is quantized (QDQ nodes), the fp16 one really holds float16 weights
+    import onnx
+
+    int8 = onnx.load(str(artifact / "model_int8.onnx"))
+    assert any(n.op_type == "QuantizeLinear" for n in int8.graph.node)
+    fp16 = onnx.load(str(artifact / "model_fp16.onnx"))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def _write_pngs(mnist, folder: Path, count: int) -> tuple[list[Path], np.ndarray]:
+    from PIL import Image
+
+    x, y = mnist.numpy("test")
+    paths = []
+    for i in range(count):
+        paths.append(folder / f"test{i}.png")
+        Image.fromarray(x[i, :, :, 0]).save(paths[-1])
+    return paths, x[:count]
+
+
+def test_predict_runs_without_tensorflow_and_matches_the_onnx_model(artifact, mnist, tmp_path):
+    import onnxruntime as ort
+
+    paths, x = _write_pngs(mnist, tmp_path, 4)
+    script = (
+        "import sys, json\nfrom export.__main__ import main\n"
+        f"rc = main(['predict', {str(artifact)!r}, *{[str(p) for p in paths]!r}, '--top-k', '1'])\n"
+        "print(json.dumps({'rc': rc, 'tf': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert status == {"rc": 0, "tf": False, "keras": False}
+    # the printed top-1 is what the ONNX model says on the pipeline's own preprocessing
+    session = ort.InferenceSession(str(artifact / "model.onnx"), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {"input": x.astype("float32") / 255.0})[0]
+    printed = [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert printed == [str(i) for i in probs.argmax(-1)]
+
+
+def test_predict_refuses_tampered_artifact(artifact, mnist, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(artifact, copy)
+    with open(copy / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    paths, _ = _write_pngs(mnist, tmp_path, 1)
+    assert main(["predict", str(copy), str(paths[0])]) == 2
+    assert "(sha256 mismatch): model.onnx" in capsys.readouterr().err
+
+
+def test_predict_preprocessing_equals_the_training_pipeline(mnist, tmp_path):
+    """A 28x28 MNIST digit for a 32x32 RGB model, resized and letterboxed as bench.data does."""
+    from bench.data.pipeline import preprocess as pipeline_preprocess
+    from export.predict import preprocess
+
+    paths, x = _write_pngs(mnist, tmp_path, 1)
+    for method, size in (("resize", (32, 32)), ("pad", (40, 30))):
+        ours = preprocess(paths[0], {"size": list(size), "channels": 3, "scale": 1 / 255,
+                                     "resize_method": method})
+        ref = pipeline_preprocess(x[:1], size, method, channels=3).numpy()[0]
+        assert ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+# ---------------------------------------------------------------- failures and bad input
+
+
+def _error(capsys) -> str:
+    return capsys.readouterr().err
+
+
+def test_existing_output_directory_is_an_error_and_left_untouched(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    rc = main(["resnet18", "--input-shape", "8,8,3", "--classes", "2", "--out", str(out)])
+    assert rc == 2
+    assert "already exists; pass --overwrite" in _error(capsys)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_file_that_is_not_a_keras_model(tmp_path, capsys):
+    bad = tmp_path / "weights.keras"
+    bad.write_text("not a model")
+    assert main([str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "is not a Keras model file" in _error(capsys)
+    other = tmp_path / "model.txt"
+    other.write_text("x")
+    assert main([str(other), "--out", str(tmp_path / "out")]) == 2
+    assert "expected a .keras" in _error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.txt", "weights.keras"]
+
+
+@pytest.mark.parametrize("opset", ["30", "9"])
+def test_opset_that_cannot_be_run_is_refused_before_any_work(tmp_path, capsys, opset):
+    rc = main(["resnet18", "--input-shape", "8,8,3", "--classes", "2", "--out", str(tmp_path / "o"),
+               "--opset", opset])
+    assert rc == 2
+    assert f"opset {opset} is not supported" in _error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_requests(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert main(["resnet18", "--input-shape", "8,8,3", "--classes", "2", "--out", out,
+                 "--formats", "onnx,tflite"]) == 2
+    assert "unknown format(s) ['tflite']" in _error(capsys)
+    assert main(["resnet18", "--input-shape", "8,8,3", "--classes", "2", "--out", out,
+                 "--formats", "onnx_int8"]) == 2
+    assert "add onnx to --formats" in _error(capsys)
+    assert main(["resnet18", "--input-shape", "8,8,3", "--classes", "2", "--out", out,
+                 "--formats", "onnx,onnx_int8"]) == 2
+    assert "pass --dataset" in _error(capsys)
+    assert main(["no_such_net", "--out", out]) == 2
+    assert "neither a checkpoint file" in _error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+@keras.saving.register_keras_serializable(package="test_export")
+class BesselLayer(keras.layers.Layer):
+    """Uses a TensorFlow op that has no ONNX conversion."""
+
+    def call(self, x):
+        return tf.math.bessel_i1e(x)
+
+
+@keras.saving.register_keras_serializable(package="test_export")
+class InferenceNoise(keras.layers.Layer):
+    """Adds fresh noise even at inference: no export can reproduce its outputs."""
+
+    def call(self, x):
+        return x + tf.random.normal(tf.shape(x), stddev=3.0)
+
+
+def _saved(tmp_path: Path, middle: keras.layers.Layer) -> Path:
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = middle(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    path = tmp_path / "model.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_unconvertible_layer_fails_midway_and_leaves_no_complete_looking_dir(tmp_path, capsys):
+    path = _saved(tmp_path, BesselLayer(name="bessel"))
+    out = tmp_path / "art"
+    rc = main([str(path), "--out", str(out)])
+    err = _error(capsys)
+    assert rc == 2
+    assert "BesselI1e" in err and "bessel" in err and "cannot convert" in err
+    assert not out.exists()
+    failed = tmp_path / "art.failed"
+    # the SavedModel was already written when ONNX conversion failed: kept for inspection only
+    assert (failed / "savedmodel" / "saved_model.pb").is_file()
+    assert not (failed / MANIFEST).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art.failed", "model.keras"]
+
+
+def test_parity_failure_exits_nonzero_and_locate_names_the_layer(tmp_path, capsys):
+    path = _saved(tmp_path, InferenceNoise(name="noise"))
+    out = tmp_path / "art"
+    rc = main([str(path), "--out", str(out), "--locate", "--random-images", "8"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "parity: FAIL" in captured.out
+    assert "first divergent layer: noise" in captured.out
+    assert "FAILED: float32 parity check failed" in captured.err
+    assert not out.exists()
+    failed = tmp_path / "art.failed"
+    manifest = json.loads((failed / MANIFEST).read_text())
+    assert manifest["status"] == "failed"
+    assert "first divergent layer: noise" in (failed / "report.txt").read_text()
+    # a failed artifact is never served
+    assert main(["predict", str(failed), str(path)]) == 2
+    assert "not a verified artifact" in _error(capsys)
+
+
+def test_overwrite_replaces_and_clears_previous_failure(trained, tmp_path):
+    out = tmp_path / "art"
+    (tmp_path / "art.failed").mkdir()
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    rc = main([str(trained), "--formats", "onnx", "--random-images", "4", "--out", str(out), "--overwrite"])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "model.onnx", "report.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
