@@ -181,3 +181,24 @@ def test_saves_and_reloads(tmp_path, name):
         keras.ops.convert_to_numpy(reloaded(images, training=False)),
         rtol=1e-5, atol=1e-6,
     )
+
+
+def test_real_mnist_through_the_pipeline_resize_into_alexnet(mnist):
+    """The workflow the too-small error suggests: resize (here with padding) in the data pipeline."""
+    side = zoo.spec("alexnet").min_input_size
+    batches = mnist.pipeline("test", 2, image_size=(side, side), resize_method="pad", limit=2)
+    images, labels = next(iter(batches))
+    assert tuple(images.shape) == (2, side, side, 1)
+    model = zoo.build("alexnet", (side, side, 1), mnist.num_classes)
+    probs = keras.ops.convert_to_numpy(model(images, training=False))
+    assert probs.shape == (2, 10)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_real_cifar10_into_resnet18_cifar_stem(cifar10):
+    images, _ = next(iter(cifar10.pipeline("test", 2, limit=2)))
+    model = zoo.build("resnet18", cifar10.image_shape, cifar10.num_classes)
+    assert model.get_layer("conv1_conv").strides == (1, 1)
+    probs = keras.ops.convert_to_numpy(model(images, training=False))
+    assert probs.shape == (2, 10)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)
