@@ -29,7 +29,7 @@ def md_table(df: pd.DataFrame, floats: str = "{:.3g}") -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
             return ""
         if isinstance(v, (float, np.floating)):
-            return floats.format(v)
+            return str(int(v)) if float(v).is_integer() and abs(v) >= 1 else floats.format(v)
         return str(v).replace("|", "/")
 
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
@@ -127,14 +127,12 @@ def _plot_training(train: pd.DataFrame, path: Path) -> None:
     train = train.assign(cell=train["model"] + " " + train["precision"] + " xla=" + train["xla"].map({True: "on", False: "off"})
                          + " bs=" + train["batch_size"].astype(str))
     wide = train.pivot_table(index="cell", columns="pipeline", values="images_per_sec")
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(wide) + 2), 4))
-    wide.plot.bar(ax=ax, rot=30)
-    ax.set_ylabel("training images/sec")
-    ax.set_xlabel("")
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.7 * len(wide)))
+    wide.plot.barh(ax=ax)
+    ax.set_xlabel("training images/sec")
+    ax.set_ylabel("")
     ax.set_title("training throughput: synthetic (in memory) vs real tf.data pipeline", fontsize=9)
-    for label in ax.get_xticklabels():
-        label.set_fontsize(7)
-        label.set_horizontalalignment("right")
+    ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -145,6 +143,8 @@ def write(out: str | Path) -> Path:
     if not (out / "results.csv").exists():
         raise FileNotFoundError(f"no results.csv in {out}: run `python -m bench run --out {out}` first")
     df = load(out)
+    # `package.module:function` models are shown by their function name
+    df["model"] = df["model"].str.split(":").str[-1]
     env_path = out / "environment.json"
     env = json.loads(env_path.read_text()) if env_path.exists() else {}
     ok = df[df["status"] == "ok"]
@@ -212,7 +212,8 @@ def write(out: str | Path) -> Path:
     lines += ["Columns and units: latencies in ms per batch (p50/p90/p99 over the timed calls, warm-up excluded); "
               "`images_per_sec` = batch / mean latency; `peak_fraction` = achieved FLOP/s / the same engine "
               "family's large-matmul rate; training FLOPs count 3x the forward pass; `peak_memory_mb` is the "
-              "peak RSS of the whole benchmark process sampled during the cell.", ""]
+              "peak RSS of the whole benchmark process sampled during the cell. A `peak_fraction` above 1 means "
+              "the matmul roof was measured while other processes held the CPU (a busy machine).", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

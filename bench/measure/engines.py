@@ -123,7 +123,9 @@ class SavedModel(Engine):
             path = self.workdir / f"savedmodel-{id(model):x}"
             export_savedmodel(model, path)
             self._loaded = tf.saved_model.load(str(path))
-            self._fn = getattr(self._loaded, "serve", None) or self._loaded.signatures["serving_default"]
+            # the export package's endpoint, Keras' default endpoint, or the signature
+            self._fn = (getattr(self._loaded, "serving_default", None) or getattr(self._loaded, "serve", None)
+                        or self._loaded.signatures["serving_default"])
             self._model = model
 
     def __call__(self, batch):
