@@ -96,3 +96,17 @@ def test_killed_chief_stops_the_job_and_the_restart_resumes_from_its_backup(sing
     assert result["initial_epoch"] == 2 and result["epochs_run"] == [2, 3] and result["final_step"] == 20
     assert_close(weights(tmp_path / "worker-0.weights.npz"), single[1])  # as if never interrupted
     assert_close(weights(tmp_path / "worker-1.weights.npz"), single[1])
+
+
+def test_frozen_worker_is_detected_by_heartbeat_not_waited_for_forever(tmp_path):
+    # SIGSTOP: the process hangs with its sockets open, like an unreachable host. The survivor must
+    # not wait for the 600 s collective timeout: the coordination service's heartbeats catch it.
+    command = [*WORKER, "--epochs", "1", "--steps-per-epoch", "5", "--strategy", "multiworker",
+               "--out", str(tmp_path), "--collective-timeout", "600", "--kill-at-step", "2", "--fault", "freeze"]
+    job = launch(command, 2, log_dir=str(tmp_path / "logs"), timeout_s=400, grace_s=5)
+    assert not job.ok and job.failed_worker == 0
+    assert "worker 0 failed first (exit code 3)" in job.message
+    assert job.returncodes[1] != 0  # the frozen one was stopped, it did not finish
+    survivor = open(job.log_paths[0]).read()
+    assert "error: worker 0 lost its peers (UnavailableError" in survivor
+    assert "stopped sending heartbeats" in survivor

@@ -82,6 +82,7 @@ def _stop(proc: subprocess.Popen, wait_s: float) -> None:
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)  # a stopped (frozen) process acts on SIGTERM only once resumed
     try:
         proc.wait(wait_s)
     except subprocess.TimeoutExpired:

@@ -40,8 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--save-all-workers", action="store_true", help="every worker writes worker-N.weights.npz")
     p.add_argument("--epoch-sleep", type=float, default=0.0, help="pause after each epoch (fault tests)")
     p.add_argument("--kill-at-step", type=int, default=None,
-                   help="fault injection: SIGKILL this process before global step N")
-    p.add_argument("--kill-worker", type=int, default=1, help="which worker --kill-at-step kills")
+                   help="fault injection: stop one worker before global step N (see --fault)")
+    p.add_argument("--kill-worker", type=int, default=1, help="which worker --kill-at-step stops")
+    p.add_argument("--fault", default="kill", choices=("kill", "freeze"),
+                   help="kill: SIGKILL (a crashed process, connections closed); freeze: SIGSTOP "
+                        "(a hung or unreachable host, connections left open)")
     args = p.parse_args(argv)
     if args.global_batch < 1 or args.steps_per_epoch < 1 or args.epochs < 1:
         p.error("--global-batch, --steps-per-epoch and --epochs must be >= 1")
@@ -78,19 +81,31 @@ def train_dataset(name: str, global_batch: int, num_examples: int):
     return ds.batch(global_batch, drop_remainder=True).repeat(), data
 
 
-class KillAtStep:
-    """SIGKILL (no clean-up, no Python handlers) just before a given global step: a crashed node."""
+def fault_at_step(step: int, fault: str):
+    """A callback that, just before global step `step`, SIGKILLs this process (a crashed node: no
+    clean-up, no Python handlers) or SIGSTOPs it (a hung node: its sockets stay open, it never answers)."""
+    import keras
 
-    def __init__(self, step: int):
-        import keras
+    sig = {"kill": signal.SIGKILL, "freeze": signal.SIGSTOP}[fault]
 
-        class _Callback(keras.callbacks.Callback):
-            def on_train_batch_begin(cb, batch, logs=None):
-                if int(cb.model.optimizer.iterations.numpy()) >= step:
-                    print(f"fault injection: killing worker (pid {os.getpid()}) at step {step}", flush=True)
-                    os.kill(os.getpid(), signal.SIGKILL)
+    class FaultAtStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) >= step:
+                print(f"fault injection: {sig.name} to this worker (pid {os.getpid()}) at step {step}, "
+                      f"unix time {time.time():.1f}", flush=True)
+                os.kill(os.getpid(), sig)
 
-        self.callback = _Callback()
+    return FaultAtStep()
+
+
+def peer_error(exc: Exception) -> str:
+    """The line of a TensorFlow error that says what happened to the peer."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for key in ("aborted by", "unhealthy", "timed out", "deadline", "connection", "socket"):
+        for line in lines:
+            if key in line.lower():
+                return line
+    return lines[0] if lines else "no message"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,17 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     backup_dir = args.backup_dir or os.path.join(args.out, "backup")
     callbacks = [ChiefBackupAndRestore(backup_dir, delete_checkpoint=not args.keep_backup), Progress()]
     if args.kill_at_step is not None and top.worker_index == args.kill_worker:
-        callbacks.append(KillAtStep(args.kill_at_step).callback)
+        callbacks.append(fault_at_step(args.kill_at_step, args.fault))
 
     start = time.perf_counter()
     try:
         history = model.fit(ds, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                             callbacks=callbacks, verbose=0, shuffle=False)
     except PEER_LOST as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"error: worker {top.worker_index} lost its peers ({type(exc).__name__}: {first}). "
-              f"The collectives are aborted and this worker stops; restart the whole job to resume "
-              f"from the last backup in {backup_dir}.", file=sys.stderr, flush=True)
+        print(f"error: worker {top.worker_index} lost its peers ({type(exc).__name__}: {peer_error(exc)}) "
+              f"at unix time {time.time():.1f}. The collectives are aborted and this worker stops; restart "
+              f"the whole job to resume from the last backup in {backup_dir}.", file=sys.stderr, flush=True)
         return 3
     seconds = time.perf_counter() - start
 
