@@ -1,0 +1,1 @@
+"""CI gates: performance regressions (interleaved or stored baselines) and accuracy bounds."""

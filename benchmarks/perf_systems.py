@@ -1,0 +1,190 @@
+"""Systems under test for the perf gate, kept apart from the code that times them.
+
+Each `make_*` function does its setup (build, trace, convert) once and returns a zero-argument
+callable doing exactly one unit of the measured work, through the toolkit's own code paths:
+`zoo.build`, the bench harness' engines and train step, `export.convert.to_onnx`. The gate runs
+this file from the candidate checkout against the code of both revisions (each revision's root
+comes first on `sys.path`), so the toolkit is imported lazily and nothing from `bench.gate` is used.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+SLOWDOWN_ENV = "IMGCLS_PERF_INJECT_SLOWDOWN"
+
+# Small zoo models at CIFAR size; resnet18 with the ImageNet stem keeps a batch of 32 at ~1 GFLOP.
+MODELS: dict[str, dict[str, Any]] = {
+    "resnet18": {"zoo_name": "resnet18", "input_shape": (32, 32, 3), "options": {"small_input": False}},
+    "googlenet": {"zoo_name": "googlenet", "input_shape": (32, 32, 3), "options": {}},
+}
+NUM_CLASSES = 10
+
+
+def build_model(key: str):
+    import zoo
+
+    entry = MODELS[key]
+    return zoo.build(entry["zoo_name"], input_shape=entry["input_shape"], num_classes=NUM_CLASSES,
+                     **entry["options"])
+
+
+def small_cnn():
+    """The export benchmark's model: every zoo architecture takes 2-3 s of tf2onnx per conversion,
+    too long to repeat in a one-minute gate; three conv blocks convert in ~0.1 s of CPU."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = inputs
+    for filters in (16, 32, 64):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="small_cnn")
+
+
+def code_root() -> str:
+    """Which checkout's toolkit this process measures (the gate checks it is the intended one)."""
+    import zoo
+
+    return str(Path(zoo.__file__).resolve().parents[1])
+
+
+def random_images(batch: int, input_shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((batch, *input_shape), dtype=np.float32)
+
+
+def make_tf_infer(model, batch: int) -> Callable[[], Any]:
+    """The bench harness' 'tf_function' engine: a graph function with a fixed input signature."""
+    from bench.measure.engines import ENGINES
+
+    engine = ENGINES["tf_function"](device="cpu")
+    shape = (batch, *model.input_shape[1:])
+    engine.prepare(model, shape)
+    x = random_images(batch, shape[1:])
+    engine(x)  # traces outside the timed region
+    return lambda: engine(x)
+
+
+def onnx_file(model, key: str, cache_dir: Path) -> Path:
+    """The model converted by `export.convert.to_onnx`, once per code tree (cached by the gate
+    across the rounds of one side: conversion is setup here, its time is the export benchmark)."""
+    from export.convert import to_onnx
+
+    path = cache_dir / f"{key}.onnx"
+    if not path.exists():
+        tmp = path.with_suffix(".partial.onnx")
+        to_onnx(model, tmp, opset=17)
+        tmp.replace(path)
+    return path
+
+
+def make_ort_infer(onnx_path: Path, batch: int, input_shape: tuple[int, ...]) -> Callable[[], Any]:
+    """An onnxruntime CPU session with full graph optimisation, as the bench harness runs it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: random_images(batch, input_shape)}
+    outputs = [session.get_outputs()[0].name]
+    session.run(outputs, feed)
+    return lambda: session.run(outputs, feed)[0]
+
+
+def make_train_step(model, batch: int) -> Callable[[], Any]:
+    """One step of Keras' train_step (forward, loss, backward, SGD-momentum update) in a tf.function."""
+    import tensorflow as tf
+    from bench.measure.train_step import compile_for_training, compiled_train_step
+
+    input_shape = tuple(model.input_shape[1:])
+    compile_for_training(model, jit_compile=False)
+    step = compiled_train_step(model, batch, input_shape, jit_compile=False)
+    x = tf.constant(random_images(batch, input_shape))
+    y = tf.constant(np.random.default_rng(1).integers(0, NUM_CLASSES, size=batch, dtype=np.int64))
+    step(x, y).numpy()  # traces outside the timed region
+    return lambda: step(x, y).numpy()
+
+
+def make_export(model, out_dir: Path) -> Callable[[], Any]:
+    from export.convert import to_onnx
+
+    counter = iter(range(1_000_000))
+    return lambda: to_onnx(model, out_dir / f"model_{next(counter)}.onnx", opset=17)
+
+
+def make_calibration_matmul(n: int = 512) -> Callable[[], Any]:
+    """A fixed float32 matmul in a tf.function: the machine-speed yardstick for stored baselines,
+    run by the same TensorFlow thread pools as the measured models."""
+    import tensorflow as tf
+
+    a = tf.constant(np.random.default_rng(2).random((n, n), dtype=np.float32))
+    matmul = tf.function(lambda x: tf.linalg.matmul(x, x))
+    matmul(a)
+    return lambda: matmul(a).numpy()
+
+
+# --- deliberate slowdown, to prove the gate catches a real regression ----------------------
+
+def injected_fraction(name: str, spec: str | None = None) -> float:
+    """Extra work asked for `name` by IMGCLS_PERF_INJECT_SLOWDOWN="name:0.25[,name2:0.1]"."""
+    spec = os.environ.get(SLOWDOWN_ENV, "") if spec is None else spec
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        target, sep, fraction = item.rpartition(":")
+        try:
+            value = float(fraction)
+        except ValueError:
+            value = -1.0
+        if not sep or not target or value < 0:
+            raise ValueError(
+                f"{SLOWDOWN_ENV}: bad entry {item!r}; expected BENCHMARK:FRACTION, "
+                f"e.g. 'tf_infer[resnet18-b32]:0.25'"
+            )
+        if target == name:
+            return value
+    return 0.0
+
+
+_BUSY_VALUES = np.random.default_rng(3).random(4096)
+
+
+def _busy_unit() -> None:
+    # A single-threaded sort: no BLAS thread pool whose spinning would distort a loaded machine.
+    np.sort(_BUSY_VALUES)
+
+
+def _median_seconds(fn: Callable[[], Any], calls: int) -> float:
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def with_slowdown(fn: Callable[[], Any], fraction: float, probes: int = 7) -> Callable[[], Any]:
+    """Wrap `fn` so each call also does `fraction` x its own cost of extra compute.
+
+    The extra work is a fixed count of small matmuls, sized once from fn's measured median time:
+    real CPU work that slows down under load like the measured work does, not a sleep.
+    """
+    if fraction <= 0:
+        return fn
+    fn()
+    fn_seconds = _median_seconds(fn, probes)
+    unit_seconds = _median_seconds(_busy_unit, 200)
+    units = max(1, round(fraction * fn_seconds / unit_seconds))
+
+    def slowed():
+        result = fn()
+        for _ in range(units):
+            _busy_unit()
+        return result
+
+    slowed.extra_units = units  # type: ignore[attr-defined]
+    return slowed
