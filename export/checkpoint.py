@@ -92,15 +92,15 @@ def _build_untrained(
 def is_mixed_precision(model: keras.Model) -> bool:
     return any(
         getattr(layer, "compute_dtype", "float32") != "float32"
-        for layer in _all_layers(model)
+        for layer in all_layers(model)
     )
 
 
-def _all_layers(model: keras.Model):
+def all_layers(model: keras.Model):
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
 
 
 def as_float32(model: keras.Model) -> keras.Model:

@@ -101,14 +101,25 @@ def _request(args: argparse.Namespace) -> dict:
 
 
 def _recipe_beside(checkpoint: Path) -> dict:
-    """Training writes recipe.json next to its checkpoints: dataset, resize, class subset."""
+    """The recipe of a training run: `bench train` writes recipe.json next to model.keras, with
+    the recipe (dataset, resize method, class subset) under "recipe" and the test top-1 it
+    measured. Flattened here to the fields export uses."""
     path = checkpoint.parent / "recipe.json"
-    if checkpoint.is_file() and path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            return {}
-    return {}
+    if not (checkpoint.is_file() and path.is_file()):
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    recipe = record.get("recipe", {}) if isinstance(record.get("recipe"), dict) else {}
+    return {
+        "dataset": recipe.get("dataset"),
+        "resize_method": recipe.get("resize_method"),
+        "train_classes": recipe.get("train_classes"),
+        "name": recipe.get("name"),
+        "test_top1": record.get("test_top1"),
+        "precision": record.get("precision"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,11 +185,16 @@ class _Data:
 
     def __init__(self, request: dict, shape: tuple[int, int, int], num_classes: int):
         from bench.data import load_dataset
+        from bench.data.errors import DataError
 
-        self.ds = load_dataset(request["dataset"])
+        try:
+            self.ds = load_dataset(request["dataset"])
+        except DataError as exc:  # missing or corrupt files: bench.data says where to put them
+            raise ValueError(f"dataset {request['dataset']!r} is not available: {exc}") from None
         self.shape = shape
         self.resize_method = request["resize_method"]
         subset = request["recipe"].get("train_classes")
+        # training keeps only these labels and renumbers them 0..k-1 in this order
         self.subset = [int(c) for c in subset] if subset else None
         names = list(self.ds.class_names)
         self.class_names = [names[c] for c in self.subset] if self.subset else names
@@ -198,7 +214,8 @@ class _Data:
         for x, y in pipe.as_numpy_iterator():
             if self.subset:
                 keep = np.isin(y, self.subset)
-                x, y = x[keep], np.searchsorted(self.subset, y[keep])  # subset sorted by training
+                remap = {c: i for i, c in enumerate(self.subset)}
+                x, y = x[keep], np.array([remap[int(c)] for c in y[keep]], dtype="int64")
             if limit is not None:
                 x, y = x[: limit - taken], y[: limit - taken]
             if len(x):
@@ -262,6 +279,8 @@ def _export(job: dict, tmp: Path) -> None:
             "images": int(sum(len(y) for y in real.labels)),
             **{f"top1_{f}": real.top1(f, names[0]) for f in ["onnx", "savedmodel"] if f in formats},
             "top1_keras": real.top1("reference", names[0]),
+            # what `bench train` measured on the test split, when the checkpoint has a recipe.json
+            "top1_training_run": request["recipe"].get("test_top1"),
         }
     quality_ok = True
     if reduced:
@@ -367,6 +386,7 @@ def _manifest(job, seconds, checks, accuracy, quality, passed, data) -> dict:
         },
         "formats": formats,
         "rebuilt_from_mixed_precision": job["was_mixed_precision"],
+        "recipe": request["recipe"].get("name"),
         "accuracy": accuracy,
         "parity": {"atol": verify.ATOL[job["kind"]], "checks": verify.as_dict(checks)},
         "reduced_precision": quality,
@@ -382,7 +402,9 @@ def _normalization(model) -> dict:
     apply them again."""
     import keras
 
-    for layer in model.layers:
+    from export.checkpoint import all_layers
+
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.Normalization):
             mean = np.asarray(layer.mean).reshape(-1)
             std = np.sqrt(np.asarray(layer.variance).reshape(-1))

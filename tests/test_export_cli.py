@@ -309,3 +309,32 @@ def test_overwrite_replaces_and_clears_previous_failure(trained, tmp_path):
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "model.onnx", "report.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+def test_training_run_directory_supplies_dataset_and_class_subset(mnist, tmp_path):
+    """`bench train` leaves model.keras beside recipe.json; a cat-vs-dog style subset of the
+    labels (here MNIST 7 and 2, in that order) is filtered and renumbered as in training."""
+    run = tmp_path / "run"
+    run.mkdir()
+    keras.utils.set_random_seed(1)
+    tiny_cnn(classes=2).save(run / "model.keras")
+    (run / "recipe.json").write_text(json.dumps({
+        "recipe": {"name": "mnist_7_vs_2", "dataset": "mnist", "train_classes": [7, 2],
+                   "resize_method": "resize"},
+        "test_top1": 0.5}))
+    out = tmp_path / "art"
+    assert main([str(run / "model.keras"), "--formats", "onnx", "--parity-images", "300",
+                 "--out", str(out)]) == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["dataset"] == "mnist" and manifest["recipe"] == "mnist_7_vs_2"
+    assert manifest["class_names"] == ["7", "2"]
+    assert manifest["accuracy"]["top1_training_run"] == 0.5
+    import onnxruntime as ort
+
+    x, y = mnist.numpy("test")
+    keep = np.isin(y, [7, 2])
+    x, y = x[keep][:300], np.where(y[keep][:300] == 7, 0, 1)
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {"input": x.astype("float32") / 255.0})[0]
+    assert manifest["accuracy"]["images"] == 300
+    assert manifest["accuracy"]["top1_onnx"] == pytest.approx(float(np.mean(probs.argmax(-1) == y)))

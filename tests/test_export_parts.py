@@ -1,0 +1,119 @@
+"""The export building blocks on their own: figures, verdicts, atomic directory, float32
+rebuild of mixed-precision models, opset checks and the TF-free resize."""
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from export import checkpoint, convert, verify
+from export.package import MANIFEST, atomic_directory, read_manifest, verify_files, write_manifest
+from export.predict import bilinear_resize, resize_with_pad
+
+
+def test_compare_figures_on_known_arrays():
+    ref = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], dtype="float32")
+    cand = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4]], dtype="float32")  # row 2 flips to class 1
+    f = verify.compare(ref, cand, "probabilities")
+    assert f.images == 2
+    assert f.max_abs_diff == pytest.approx(0.2, abs=1e-6)
+    assert f.max_rel_diff == pytest.approx(0.2 / 0.3, rel=1e-5)
+    assert f.mean_abs_diff == pytest.approx(0.4 / 6, rel=1e-5)
+    assert f.top1_agreement == 0.5
+    with pytest.raises(ValueError, match="differs from the reference"):
+        verify.compare(ref, cand[:, :2])
+
+
+@pytest.mark.parametrize(
+    "kind,diff,agree,passed",
+    [("probabilities", 1e-5, 1.0, True), ("probabilities", 2e-5, 1.0, False),
+     ("logits", 9e-5, 1.0, True), ("logits", 2e-4, 1.0, False), ("logits", 0.0, 0.99, False)],
+)
+def test_float32_verdict_thresholds(kind, diff, agree, passed):
+    check = verify.Check("onnx", "real", verify.ATOL[kind],
+                         [verify.Figures("out", 100, diff, 0.0, 0.0, agree)])
+    assert check.passed is passed
+    assert ("PASS" if passed else "FAIL") in verify.report([check]).splitlines()[1]
+
+
+def test_atomic_directory_failure_never_leaves_a_complete_looking_dir(tmp_path):
+    out = tmp_path / "art"
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_directory(out) as tmp:
+            assert tmp.parent == tmp_path and tmp != out
+            (tmp / "model.onnx").write_bytes(b"half")
+            raise RuntimeError("midway")
+    assert not out.exists()
+    assert [p.name for p in (tmp_path / "art.failed").iterdir()] == ["model.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art.failed"]
+    with atomic_directory(out) as tmp:
+        (tmp / "model.onnx").write_bytes(b"whole")
+        write_manifest(tmp, {"status": "passed"})
+        assert not out.exists()  # nothing at DIR until the block completes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+    manifest = read_manifest(out)
+    assert verify_files(out, manifest) == []
+    (out / "model.onnx").write_bytes(b"changed")
+    assert verify_files(out, manifest) == ["model.onnx"]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        with atomic_directory(out):
+            pass
+    assert json.loads((out / MANIFEST).read_text())["status"] == "passed"
+
+
+def _mixed_model() -> keras.Model:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((12, 12, 3))
+        x = keras.layers.Conv2D(4, 3)(inputs)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(x)
+        return keras.Model(inputs, outputs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_precision_model_is_rebuilt_in_float32_with_its_weights(tmp_path):
+    path = tmp_path / "mixed.keras"
+    _mixed_model().save(path)
+    mixed = checkpoint.load(path)
+    assert checkpoint.is_mixed_precision(mixed)
+    clone = checkpoint.as_float32(mixed)
+    assert not checkpoint.is_mixed_precision(clone)
+    assert {layer.dtype_policy.name for layer in clone.layers} == {"float32"}
+    for a, b in zip(mixed.get_weights(), clone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 12, 12, 3)).astype("float32")
+    # only float16 rounding separates them
+    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(mixed(x), dtype="float32"), atol=1e-2)
+    onnx_path = convert.to_onnx(clone, tmp_path / "m.onnx")
+    got = verify.onnx_runner(onnx_path)(x)["probabilities"]
+    assert verify.compare(np.asarray(clone(x)), got).max_abs_diff <= 1e-5
+
+
+def test_output_kind_and_names():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(inputs)
+    assert convert.output_kind(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))) == "probabilities"
+    logits = keras.Model(inputs, keras.layers.Dense(3)(x))
+    assert convert.output_kind(logits) == "logits"
+    with pytest.raises(checkpoint.CheckpointError, match="has one output"):
+        checkpoint.inference_outputs(logits, aux_outputs=True)
+
+
+def test_check_opset_accepts_default_and_refuses_out_of_range():
+    convert.check_opset(17)
+    for opset in (12, 19, 99):
+        with pytest.raises(convert.ConversionError, match=f"opset {opset} is not supported"):
+            convert.check_opset(opset)
+
+
+@pytest.mark.parametrize("src,dst", [((28, 28), (32, 32)), ((40, 30), (17, 23)), ((20, 50), (64, 64))])
+def test_tf_free_resize_equals_tf_image(src, dst):
+    x = np.random.default_rng(1).uniform(0, 1, (*src, 3)).astype("float32")
+    np.testing.assert_allclose(bilinear_resize(x, *dst), tf.image.resize(x, dst).numpy(), atol=1e-5)
+    np.testing.assert_allclose(resize_with_pad(x, *dst), tf.image.resize_with_pad(x, *dst).numpy(), atol=1e-5)

@@ -1,0 +1,77 @@
+"""Every zoo architecture converts to ONNX and matches Keras, at its smallest input size.
+
+Conversion cost grows with the weights, not the input, so each model is built at the
+smallest size its spec allows (3 classes). The SavedModel path (Keras' own tracing of the same
+function) is exercised once per family; ONNX (tf2onnx's op-by-op rewrite, where an
+architecture can break) for every name.
+"""
+from __future__ import annotations
+
+import gc
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from export import checkpoint, convert, verify
+
+CLASSES = 3
+# Options that keep a test offline: the transfer models' default is ImageNet weights.
+OPTIONS = {"resnet50_transfer": {"weights": None}, "efficientnet_lite0_transfer": {"weights": None}}
+# One per family (builder code), plus a nested-backbone transfer model.
+SAVEDMODEL_TOO = {"alexnet", "vgg11", "googlenet", "inception_v2", "resnet18", "resnet50",
+                  "efficientnet_lite0_transfer"}
+
+
+def smallest_shape(name: str) -> tuple[int, int, int]:
+    size = zoo.spec(name).min_input_size
+    return (size, size, 3)
+
+
+@pytest.fixture(autouse=True)
+def _free_models():
+    yield
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def _inputs(shape, n=3, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.0, 1.0, (n, *shape)).astype("float32")
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_architecture_exports_with_parity(name, tmp_path):
+    shape = smallest_shape(name)
+    model = checkpoint.inference_outputs(zoo.build(name, input_shape=shape, num_classes=CLASSES,
+                                                   **OPTIONS.get(name, {})))
+    kind = convert.output_kind(model)
+    assert kind == "probabilities"
+    runners = {"onnx": verify.onnx_runner(convert.to_onnx(model, tmp_path / "model.onnx", kind=kind))}
+    if name in SAVEDMODEL_TOO:
+        runners["savedmodel"] = verify.savedmodel_runner(
+            convert.to_savedmodel(model, tmp_path / "savedmodel", kind=kind))
+    collector = verify.Collector(verify.keras_runner(model, [kind]), runners)
+    # two batch sizes through one graph: the batch axis is dynamic
+    verify.collect(collector, [(_inputs(shape, 1, 1), None), (_inputs(shape, 3, 2), None)])
+    checks = collector.checks("random", kind)
+    assert all(c.passed for c in checks), verify.report(checks)
+    assert all(c.figures[0].images == 4 for c in checks)
+
+
+def test_googlenet_exports_main_output_unless_aux_heads_are_asked_for(tmp_path):
+    shape = smallest_shape("googlenet")
+    training = zoo.build("googlenet", input_shape=shape, num_classes=CLASSES, aux_outputs=True)
+    assert len(training.outputs) == 3
+    main_only = checkpoint.inference_outputs(training)
+    assert len(main_only.outputs) == 1
+    path = convert.to_onnx(training, tmp_path / "aux.onnx", kind="probabilities")
+    run = verify.onnx_runner(path)
+    assert [o.name for o in run.session.get_outputs()] == ["probabilities", "aux1", "aux2"]
+    x = _inputs(shape)
+    ref = [np.asarray(t) for t in training(x, training=False)]
+    got = run(x)
+    for name, r in zip(["probabilities", "aux1", "aux2"], ref):
+        assert verify.compare(r, got[name]).max_abs_diff <= 1e-5
+    # the main-only model computes the same main output
+    np.testing.assert_array_equal(np.asarray(main_only(x, training=False)), ref[0])
