@@ -4,6 +4,7 @@
     python -m bench train --recipe cifar10_resnet18_cpu --epochs 2 --resume --out runs/c10
     python -m bench train recipes
     python -m bench train augment-preview --dataset cifar10 --augment '{"random_hue": 0.1}' --out aug.png
+    python -m bench train finetune-vs-scratch --images-per-class 500
 """
 from __future__ import annotations
 
@@ -64,10 +65,30 @@ def _preview(argv: list[str]) -> int:
     return 0
 
 
+def _compare(argv: list[str]) -> int:
+    from bench.train.compare import finetune_vs_scratch
+
+    p = argparse.ArgumentParser(prog="python -m bench train finetune-vs-scratch",
+                                description="EfficientNet-Lite0 fine-tuned vs from scratch, same wall time")
+    p.add_argument("--out", default="runs/finetune_vs_scratch", help="directory for the two runs")
+    p.add_argument("--results", default="results/train/finetune_vs_scratch.json")
+    p.add_argument("--images-per-class", type=int, help="default: the recipe's 500")
+    p.add_argument("--image-size", type=int, help="default: the recipe's 224")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    overrides = {"images_per_class": args.images_per_class,
+                 "image_size": (args.image_size, args.image_size) if args.image_size else None}
+    summary = finetune_vs_scratch(args.out, args.results, seed=args.seed, **overrides)
+    print(json.dumps({k: summary[k] for k in ("finetune", "scratch", "margin_top1")}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["augment-preview"]:
         return _preview(argv[1:])
+    if argv[:1] == ["finetune-vs-scratch"]:
+        return _compare(argv[1:])
     if argv[:1] == ["recipes"]:
         for name in recipe_names():
             r = get_recipe(name)
