@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import subprocess
 import sys
 
@@ -110,3 +112,43 @@ def test_frozen_worker_is_detected_by_heartbeat_not_waited_for_forever(tmp_path)
     survivor = open(job.log_paths[0]).read()
     assert "error: worker 0 lost its peers (UnavailableError" in survivor
     assert "stopped sending heartbeats" in survivor
+
+
+def consecutive_free_ports(count: int) -> int:
+    """A base port with `count` free ports after it on 127.0.0.1 (SLURM's resolver counts up)."""
+    for _ in range(50):
+        base = random.randint(20000, 60000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no consecutive free ports found on 127.0.0.1")
+
+
+def test_slurm_job_step_on_localhost_trains_like_one_device(single, tmp_path):
+    # What srun gives each task of a 2-task step on one node; no TF_CONFIG at all.
+    base = consecutive_free_ports(2)
+    env = {k: v for k, v in ENV.items() if k != "TF_CONFIG"}
+    env.update(SLURM_STEP_NUM_TASKS="2", SLURM_STEP_NODELIST="127.0.0.1", SLURM_STEP_TASKS_PER_NODE="2")
+    command = [*WORKER, *RUN, "--strategy", "multiworker", "--cluster", "auto", "--slurm-port-base", str(base),
+               "--out", str(tmp_path)]
+    procs = [subprocess.Popen(command, env={**env, "SLURM_PROCID": str(i)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        outputs = [p.communicate(timeout=600)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "worker 1/2 chief=False" in outputs[1]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["num_workers"] == 2 and result["final_step"] == 20
+    assert_close(weights(tmp_path / "worker-1.weights.npz"), single[1])

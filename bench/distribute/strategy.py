@@ -128,6 +128,7 @@ def make_strategy(
     cpu_devices: int | None = None,
     cluster: str = "auto",
     collective_timeout_s: float | None = DEFAULT_COLLECTIVE_TIMEOUT_S,
+    slurm_port_base: int = SLURM_PORT_BASE,
 ) -> tf.distribute.Strategy:
     """`default` (one device), `mirrored` (all local GPUs, or `cpu_devices` logical CPUs) or
     `multiworker` (MultiWorkerMirroredStrategy over the TF_CONFIG / SLURM cluster)."""
@@ -146,7 +147,7 @@ def make_strategy(
         return tf.distribute.MirroredStrategy()  # all visible GPUs, else the one CPU
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout_s)
     return _MultiWorkerMirroredStrategy(
-        cluster_resolver=cluster_resolver(cluster), communication_options=options
+        cluster_resolver=cluster_resolver(cluster, slurm_port_base), communication_options=options
     )
 
 

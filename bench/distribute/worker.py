@@ -27,6 +27,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"))
     p.add_argument("--cpu-devices", type=int, default=None, help="logical CPU devices for --strategy mirrored")
     p.add_argument("--cluster", default="auto", choices=("auto", "tf_config", "slurm"))
+    p.add_argument("--slurm-port-base", type=int, default=8888, help="first port per node with --cluster slurm")
     p.add_argument("--collective-timeout", type=float, default=300.0, help="seconds a collective waits for peers")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The strategy first: logical devices and the cluster must be set before TF initialises.
     strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices, cluster=args.cluster,
-                             collective_timeout_s=args.collective_timeout)
+                             collective_timeout_s=args.collective_timeout, slurm_port_base=args.slurm_port_base)
     import keras
     import numpy as np
     import tensorflow as tf
