@@ -184,3 +184,31 @@ models = ["{MODEL}"]
     assert run.main(["--matrix", str(matrix), "--out", str(out), "--fresh", "--batch-sizes", "2"]) == 0
     fresh = _rows(csv_path)
     assert len(fresh) == 1 and fresh[0]["batch_size"] == "2"
+
+
+def test_accuracy_of_a_given_checkpoint_through_tf_and_onnxruntime(tmp_path):
+    from bench.data import load_dataset
+    from bench.measure.accuracy import fit_briefly
+    from bench.measure.overhead import reference_cnn
+
+    # A real checkpoint: trained briefly at 32x32x3 (MNIST resized, gray -> RGB), saved as .keras.
+    model = reference_cnn((32, 32, 3), 10)
+    fit_briefly(model, load_dataset("mnist"), input_shape=(32, 32, 3), steps=40)
+    checkpoint = tmp_path / "cnn_mnist.keras"
+    model.save(checkpoint)
+    out = tmp_path / "acc"
+    code = run.main(["--profile", "quick", "--tasks", "accuracy", "--checkpoint", str(checkpoint),
+                     "--no-overhead-check", "--out", str(out)])
+    assert code == 0
+    df = pd.read_csv(out / "results.csv").set_index("engine")
+    assert set(df.index) == {"tf_function", "onnxruntime"} and (df["status"] == "ok").all()
+    assert (df["model"] == "cnn_mnist").all() and (df["checkpoint"] == str(checkpoint)).all()
+    assert (df["input_shape"] == "32x32x3").all() and (df["examples"] == 2000).all()
+    assert df.loc["tf_function", "top1"] > 0.3  # trained, not chance
+    assert abs(df.loc["tf_function", "top1"] - df.loc["onnxruntime", "top1"]) <= 0.001
+
+
+def test_missing_checkpoint_is_rejected(tmp_path, capsys):
+    assert run.main(["--tasks", "accuracy", "--checkpoint", str(tmp_path / "none.keras"),
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.matrix import Cell, Matrix, resolve_builder
 from bench.measure import accuracy, memory
-from bench.measure.engines import ENGINES, Engine
+from bench.measure.engines import ENGINES, Engine, tf_device_name
 from bench.measure.precision import precision_policy
 from bench.measure.timing import time_calls
 from bench.measure.train_step import batch_source, compile_for_training, compiled_train_step, measure_training
@@ -107,7 +107,10 @@ class CellRunner:
                     if not available:
                         row.update(status="skipped", reason=why)
                         return row
-                row.update(getattr(self, f"_{cell.task}")(cell))
+                import tensorflow as tf
+
+                with tf.device(tf_device_name(cell.device)):  # training and any op outside the engines
+                    row.update(getattr(self, f"_{cell.task}")(cell))
             row["peak_memory_mb"] = rss.peak_mb
             row["gpu_peak_memory_mb"] = memory.gpu_peak_mb(cell.device)
         except (MemoryError, *_oom_errors()) as exc:
@@ -167,13 +170,13 @@ class CellRunner:
         ds = self.dataset(cell.dataset)
         model, checkpoint = self._trained_model(cell)
         engine = ENGINES[cell.engine](cell.device, self.workdir)
-        h, w, c = self.input_shape(cell)
+        h, w, c = (int(d) for d in model.inputs[0].shape[1:])  # a checkpoint brings its own input size
         engine.prepare(model, (None, h, w, c))
         batches = ds.pipeline("test", cell.batch_size, image_size=(h, w), channels=c, limit=m.accuracy_limit)
         t0 = time.perf_counter_ns()
         scores = accuracy.evaluate(engine, batches, ds.num_classes)
         seconds = (time.perf_counter_ns() - t0) / 1e9
-        return {"top1": scores["top1"], "top5": scores["top5"], "examples": scores["examples"],
+        return {"top1": scores["top1"], "top5": scores["top5"], "examples": scores["examples"], "input_shape": f"{h}x{w}x{c}",
                 "repeats": scores["batches"],
                 "images_per_sec": scores["examples"] / seconds, "checkpoint": checkpoint,
                 **self.model_info(cell, model)}
