@@ -167,3 +167,19 @@ def test_backup_is_switched_atomically_and_resumes_at_the_saved_epoch(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 6
     assert backup.latest_backup(root)["dir"] == "epoch-0003-step-00000006"
     assert sorted(os.listdir(root)) == ["checkpoint", "epoch-0003-step-00000006"]  # torn one cleaned
+
+
+def test_timed_distributed_step_is_the_fit_step():
+    from bench.distribute.step import distributed_train_step
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random((16, 4), "float32"), rng.random((16, 3), "float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    by_fit, by_step = _tiny_model(), _tiny_model()
+    by_fit.fit(ds, epochs=1, verbose=0, shuffle=False)
+    step = distributed_train_step(tf.distribute.get_strategy(), by_step, ds)
+    losses = [step(), step()]
+    assert all(np.isfinite(losses))
+    assert int(by_step.optimizer.iterations.numpy()) == 2
+    for a, b in zip(by_fit.weights, by_step.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)

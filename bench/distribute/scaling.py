@@ -40,34 +40,26 @@ def efficiency(images_per_sec_n: float, images_per_sec_1: float, replicas: int) 
 
 def measure_here(args: argparse.Namespace) -> dict | None:
     """Time the distributed train step in this process; the row (chief only) or None."""
-    from bench.distribute.strategy import make_strategy, shard_dataset, topology
+    from bench.distribute.strategy import make_strategy, topology
 
     strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)  # before TF starts
     import keras
-    import tensorflow as tf
 
+    from bench.distribute.step import distributed_train_step
     from bench.distribute.worker import SEED, build_model, train_dataset
     from bench.measure.timing import summarize, time_calls
 
     replicas = strategy.num_replicas_in_sync
     global_batch = args.per_replica_batch * replicas
     ds, data = train_dataset(args.dataset, global_batch, global_batch * 8)  # 8 batches, repeated
-    dist = iter(strategy.experimental_distribute_dataset(shard_dataset(ds, strategy)))
     keras.utils.set_random_seed(SEED)
     with strategy.scope():
         model = build_model(args.model, tuple(data.image_shape), data.num_classes)
         model.compile(optimizer=keras.optimizers.SGD(0.01),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.build((None, *data.image_shape))
-        model.optimizer.build(model.trainable_variables)
-
-    @tf.function
-    def step(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
-        return strategy.reduce("MEAN", logs["loss"], axis=None)
-
+    step = distributed_train_step(strategy, model, ds)
     # Fixed step counts: every worker must run exactly as many collectives as the others.
-    timing = time_calls(lambda _: step(dist).numpy(), None, warmup=args.warmup, repeats=args.steps)
+    timing = time_calls(lambda _: step(), None, warmup=args.warmup, repeats=args.steps)
     if not topology(strategy).is_chief:
         return None
     summary = summarize(timing.samples_ns, global_batch)
