@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="architectures with default and smallest input sizes")
     summary = commands.add_parser("summary", help="layer table, parameter count, FLOPs per image")
     summary.add_argument("name")
-    summary.add_argument("--input-shape", type=_input_shape, default=None, help="H,W,C (default: the architecture's)")
+    summary.add_argument(
+        "--input-shape", type=_input_shape, default=None, help="H,W,C (default: the architecture's)"
+    )
     summary.add_argument("--classes", type=int, default=1000)
     summary.add_argument(
         "--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
@@ -59,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model.summary(line_length=150)
+    info = zoo.spec(args.name)
+    print(f"{info.name} ({info.family}): {info.paper}\n{info.notes}\n")
+    model.summary()  # as wide as the terminal (COLUMNS when piped)
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     print(f"parameters: {model.count_params():,} ({trainable:,} trainable)")
     if not args.no_flops:
