@@ -49,7 +49,7 @@ def test_required_recipes_exist():
     (dict(finetune={"backbone": "efficientnet_lite0", "layers": 3}), "unknown finetune keys"),
 ])
 def test_bad_recipe_fields_are_named(fields, words):
-    base = dict(name="x", model="mnist_cnn", dataset="mnist", epochs=1, batch_size=8)
+    base = dict(name="x", model="small_cnn", dataset="mnist", epochs=1, batch_size=8)
     with pytest.raises(ValueError) as err:
         Recipe(**{**base, **fields})
     assert words in str(err.value)
@@ -115,11 +115,11 @@ def test_splits_hold_out_validation_and_subset_classes():
 
 def test_cli_errors_are_clear(capsys):
     with pytest.raises(SystemExit):
-        main(["--model", "mnist_cnn"])
+        main(["--model", "small_cnn"])
     assert "give --model and --dataset, or --recipe" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--recipe", "mnist_cnn", "--dataset", "cifar10"])
-    assert "trains mnist_cnn on mnist" in capsys.readouterr().err
+    assert "trains small_cnn on mnist" in capsys.readouterr().err
     assert main(["recipes"]) == 0
     assert "cifar10_resnet18_cpu" in capsys.readouterr().out
 

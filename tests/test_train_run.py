@@ -146,9 +146,9 @@ def test_checkpoint_of_another_model_is_refused(mnist, tmp_path):
     wider = recipe.replace(model_options={"widths": (16, 16, 16)})
     with pytest.raises(CheckpointMismatch, match="does not match the requested model"):
         train(wider, run, dataset=mnist, resume=True, verbose=0)
-    with pytest.raises(CheckpointMismatch, match="holds a run of model 'mnist_cnn' on 'mnist'"):
+    with pytest.raises(CheckpointMismatch, match="holds a run of model 'small_cnn' on 'mnist'"):
         train(recipe.replace(dataset="fashion_mnist"), run, resume=True, verbose=0)
-    other = build_model("mnist_cnn", (32, 32, 3), 10, widths=(8, 16, 16))
+    other = build_model("small_cnn", (32, 32, 3), 10, widths=(8, 16, 16))
     with pytest.raises(CheckpointMismatch, match=r"input \(28, 28, 1\).*input \(32, 32, 3\)"):
         load_checkpoint(run / "last.keras", other)
     (tmp_path / "junk.keras").write_bytes(b"not a keras file")

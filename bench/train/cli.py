@@ -1,6 +1,6 @@
 """`python -m bench train ...`: train a model with a recipe; preview augmentations; list recipes.
 
-    python -m bench train --model mnist_cnn --dataset mnist --out runs/mnist_cnn
+    python -m bench train --model small_cnn --dataset mnist --out runs/mnist_cnn
     python -m bench train --recipe cifar10_resnet18_cpu --epochs 2 --resume --out runs/c10
     python -m bench train recipes
     python -m bench train augment-preview --dataset cifar10 --augment '{"random_hue": 0.1}' --out aug.png
@@ -22,7 +22,7 @@ SEED_AUGMENT = {"rotation_range": 20, "width_shift_range": 0.1, "height_shift_ra
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench train",
                                 description="Train a model with a recipe (see `python -m bench train recipes`).")
-    p.add_argument("--model", help="model name (zoo or mnist_cnn); with --dataset picks the recipe")
+    p.add_argument("--model", help="model name (zoo or small_cnn); with --dataset picks the recipe")
     p.add_argument("--dataset", help="dataset name (mnist, fashion_mnist, cifar10, ...)")
     p.add_argument("--recipe", help="recipe name; overrides the model/dataset default")
     p.add_argument("--epochs", type=int)
