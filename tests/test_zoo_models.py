@@ -135,7 +135,7 @@ def test_vgg_from_any_conv_arch():
     check_probabilities(forward(model, 32, 1), 10)
 
 
-def test_googlenet_training_model_has_three_outputs():
+def test_googlenet_training_model_has_three_outputs(record_property):
     train = zoo.build("googlenet", (224, 224, 3), 1000, aux_outputs=True)
     assert train.output_names == ["predictions", "aux1_predictions", "aux2_predictions"]
     outputs = train(tf.zeros((2, 224, 224, 3)), training=False)
@@ -147,6 +147,7 @@ def test_googlenet_training_model_has_three_outputs():
     infer = zoo.build("googlenet", (224, 224, 3), 1000)
     main_params = infer.count_params()
     print(f"\nGoogLeNet main branch at 224x224x3/1000: {main_params:,} params (paper: ~6.8M)")
+    record_property("googlenet_main_params_224_1000", main_params)  # in --junitxml reports
     assert 6.5e6 < main_params < 7.2e6
     assert train.count_params() > main_params
 
