@@ -234,7 +234,9 @@ def validate(matrix: Matrix) -> None:
         bad = [b for b in sizes if not isinstance(b, int) or isinstance(b, bool) or b < 1]
         if bad:
             problems.append(f"{label}s must be positive integers, got {bad}")
-    if matrix.repeats is None and not matrix.time_budget_s:
+    if matrix.repeats is not None and matrix.repeats < 1:
+        problems.append(f"repeats must be >= 1, got {matrix.repeats}")
+    elif matrix.repeats is None and not (matrix.time_budget_s and matrix.time_budget_s > 0):
         problems.append("give repeats or a time budget (time_budget_s > 0)")
     if matrix.warmup < 1:
         problems.append(f"warmup must be >= 1 (the first call of every shape traces/compiles), got {matrix.warmup}")

@@ -84,18 +84,16 @@ class CellRunner:
         keras.backend.clear_session()
         gc.collect()
 
-    def engine(self, name: str) -> Engine:
+    def engine(self, name: str, device: str) -> Engine:
+        """One engine per model group: SavedModel export and ONNX conversion happen once per model."""
         if name not in self._engines:
-            self._engines[name] = ENGINES[name](self.matrix_device, self.workdir)
+            self._engines[name] = ENGINES[name](device, self.workdir)
         return self._engines[name]
-
-    matrix_device = "cpu"
 
     # ------------------------------------------------------------ cells
 
     def run(self, cell: Cell) -> dict[str, Any]:
         """One row; a cell that fails becomes a failed row and the run goes on."""
-        self.matrix_device = cell.device
         row: dict[str, Any] = {**cell.row_id(), "status": "ok", "reason": "", "repeats": 0, "warmup": 0}
         started = time.perf_counter()
         memory.reset_gpu_peak(cell.device)
@@ -130,7 +128,7 @@ class CellRunner:
 
     def _infer(self, cell: Cell) -> dict[str, Any]:
         model = self.model_for(cell)
-        engine = self.engine(cell.engine)
+        engine = self.engine(cell.engine, cell.device)
         batch = np.random.default_rng(0).random((cell.batch_size, *self.input_shape(cell)), dtype=np.float32)
         engine.prepare(model, batch.shape)
         traces: list[int | None] = []
