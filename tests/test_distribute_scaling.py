@@ -31,7 +31,7 @@ def test_logical_device_scaling_is_measured_and_written(tmp_path):
     assert float(rows[0]["scaling_efficiency"]) == 1.0
     assert float(rows[1]["scaling_efficiency"]) == pytest.approx(two / (2 * one), abs=1e-3)
     text = (out / "scaling.md").read_text()
-    assert "| logical_devices | 2 | 32 |" in text
+    assert "| logical_devices | 2 | default | 32 |" in text
     assert "2 logical CPU devices on 2 cores share the same cores" in text
 
 

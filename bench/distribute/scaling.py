@@ -25,7 +25,7 @@ import sys
 import time
 
 SETUPS = {"logical_devices": (1, 2), "local_workers": (1, 2)}
-COLUMNS = ["setup", "replicas", "model", "per_replica_batch", "global_batch", "steps", "repeats",
+COLUMNS = ["setup", "replicas", "intra_op_threads", "model", "per_replica_batch", "global_batch", "steps", "repeats",
            "images_per_sec", "images_per_sec_runs", "step_ms_p50", "step_ms_p90", "scaling_efficiency",
            "cpu_count", "load_avg_1m_start", "load_avg_1m_end", "tensorflow"]
 
@@ -40,9 +40,13 @@ def efficiency(images_per_sec_n: float, images_per_sec_1: float, replicas: int) 
 
 def measure_here(args: argparse.Namespace) -> dict | None:
     """Time the distributed train step in this process; the row (chief only) or None."""
+    import tensorflow as tf
+
     from bench.distribute.strategy import make_strategy, topology
 
-    strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)  # before TF starts
+    if args.intra_op_threads:  # threads per process, like the devices: fixed before TF starts
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)
     import keras
 
     from bench.distribute.step import distributed_train_step
@@ -67,28 +71,29 @@ def measure_here(args: argparse.Namespace) -> dict | None:
             "step_ms_p50": summary["latency_ms_p50"], "step_ms_p90": summary["latency_ms_p90"]}
 
 
-def _measure_command(args, strategy: str, cpu_devices: int | None, row: str) -> list[str]:
+def _measure_command(args, strategy: str, cpu_devices: int | None, threads: int, row: str) -> list[str]:
     cmd = [sys.executable, "-m", "bench.distribute.scaling", "measure", "--strategy", strategy,
            "--model", args.model, "--dataset", args.dataset, "--per-replica-batch", str(args.per_replica_batch),
-           "--warmup", str(args.warmup), "--steps", str(args.steps), "--row", row]
+           "--warmup", str(args.warmup), "--steps", str(args.steps), "--intra-op-threads", str(threads),
+           "--row", row]
     return cmd + (["--cpu-devices", str(cpu_devices)] if cpu_devices else [])
 
 
-def run_one(args, setup: str, replicas: int, scratch: str) -> dict:
+def run_one(args, setup: str, replicas: int, threads: int, scratch: str) -> dict:
     from bench.distribute.launch import launch
 
-    row = os.path.join(scratch, f"{setup}-{replicas}.json")
+    row = os.path.join(scratch, f"{setup}-{replicas}-t{threads}.json")
     if os.path.exists(row):
         os.remove(row)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if setup == "logical_devices":
-        proc = subprocess.run(_measure_command(args, "mirrored", replicas, row), env=env, capture_output=True,
+        proc = subprocess.run(_measure_command(args, "mirrored", replicas, threads, row), env=env, capture_output=True,
                               text=True, timeout=args.timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"{setup} x{replicas} failed:\n{proc.stderr[-3000:]}")
     else:
-        job = launch(_measure_command(args, "multiworker", None, row), replicas, timeout_s=args.timeout,
-                     log_dir=os.path.join(scratch, f"logs-{setup}-{replicas}"))
+        job = launch(_measure_command(args, "multiworker", None, threads, row), replicas, timeout_s=args.timeout,
+                     log_dir=os.path.join(scratch, f"logs-{setup}-{replicas}-t{threads}"))
         if not job.ok:
             raise RuntimeError(f"{setup} x{replicas} failed:\n{job.message}")
     with open(row) as f:
@@ -104,23 +109,23 @@ def measure_all(args) -> list[dict]:
 
     scratch = os.path.join(args.out, "runs")
     os.makedirs(scratch, exist_ok=True)
-    configs = [(s, n) for s in args.setups for n in SETUPS[s]]
-    runs: dict[tuple[str, int], list[dict]] = {c: [] for c in configs}
+    configs = [(s, n, t) for t in args.intra_op_threads for s in args.setups for n in SETUPS[s]]
+    runs: dict[tuple[str, int, int], list[dict]] = {c: [] for c in configs}
     start_load = load_avg()
     for rep in range(args.repeats):
-        for setup, n in configs:  # interleaved: load drift hits every configuration alike
-            row = run_one(args, setup, n, scratch)
-            runs[(setup, n)].append(row)
-            print(f"repeat {rep + 1}/{args.repeats} {setup} x{n}: {row['images_per_sec']:.0f} images/s "
-                  f"(load {load_avg()})", flush=True)
+        for setup, n, t in configs:  # interleaved: load drift hits every configuration alike
+            row = run_one(args, setup, n, t, scratch)
+            runs[(setup, n, t)].append(row)
+            print(f"repeat {rep + 1}/{args.repeats} {setup} x{n} threads {t or 'default'}: "
+                  f"{row['images_per_sec']:.0f} images/s (load {load_avg()})", flush=True)
     end_load = load_avg()
     rows = []
-    for setup, n in configs:
-        got = runs[(setup, n)]
+    for setup, n, t in configs:
+        got = runs[(setup, n, t)]
         ips = statistics.median(r["images_per_sec"] for r in got)
-        one = statistics.median(r["images_per_sec"] for r in runs[(setup, 1)])
+        one = statistics.median(r["images_per_sec"] for r in runs[(setup, 1, t)])
         rows.append({
-            "setup": setup, "replicas": n, "model": args.model, "per_replica_batch": args.per_replica_batch,
+            "setup": setup, "replicas": n, "intra_op_threads": t or "default", "model": args.model, "per_replica_batch": args.per_replica_batch,
             "global_batch": got[0]["global_batch"], "steps": args.steps, "repeats": args.repeats,
             "images_per_sec": round(ips, 1),
             "images_per_sec_runs": " ".join(f"{r['images_per_sec']:.1f}" for r in got),
@@ -150,11 +155,13 @@ def write_results(rows: list[dict], out: str) -> tuple[str, str]:
         f"{r0['steps']} timed steps. Load average (1 min) {r0['load_avg_1m_start']} at the start, "
         f"{r0['load_avg_1m_end']} at the end.",
         "",
-        "| setup | replicas | global batch | images/s | step ms p50 | step ms p90 | scaling efficiency | runs (images/s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| setup | replicas | intra-op threads per process | global batch | images/s | step ms p50 | step ms p90 "
+        "| scaling efficiency | runs (images/s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['setup']} | {r['replicas']} | {r['global_batch']} | {r['images_per_sec']:.0f} | "
+        lines.append(f"| {r['setup']} | {r['replicas']} | {r['intra_op_threads']} | {r['global_batch']} | "
+                     f"{r['images_per_sec']:.0f} | "
                      f"{r['step_ms_p50']:.1f} | {r['step_ms_p90']:.1f} | {r['scaling_efficiency']:.2f} | "
                      f"{r['images_per_sec_runs']} |")
     lines += [
@@ -167,6 +174,12 @@ def write_results(rows: list[dict], out: str) -> tuple[str, str]:
         "(splitting the batch, all-reducing the gradients, and for workers the gRPC collectives through",
         "127.0.0.1 and two processes competing for two cores). Real scaling needs one replica per GPU or",
         "per host; measure it there with the same command (docs/distributed.md).",
+        "",
+        "Intra-op threads per process: `default` lets every process use all cores (2 processes on 2",
+        "cores then compete for them); `1` gives each process one thread, so one replica uses one core",
+        "and a second replica (logical device or worker) can use the second core: that is the closest",
+        "this host comes to adding hardware, and its efficiency is measured against one replica on one",
+        "thread, not against the multi-threaded baseline.",
     ]
     with open(md_path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -186,10 +199,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.add_argument("--strategy", required=True, choices=("default", "mirrored", "multiworker"))
         p.add_argument("--cpu-devices", type=int, default=None)
         p.add_argument("--row", required=True, help="JSON file the chief writes its row to")
+        p.add_argument("--intra-op-threads", type=int, default=0, help="threads per process (0: TF default)")
     else:
         p.add_argument("--out", default="results/distribute")
         p.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
         p.add_argument("--repeats", type=int, default=3)
+        p.add_argument("--intra-op-threads", type=int, nargs="+", default=[0],
+                       help="threads per process to measure, 0 = TensorFlow's default (all cores)")
         p.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     args = p.parse_args(argv[1:] if measure else argv)
     args.command = "measure" if measure else "all"
