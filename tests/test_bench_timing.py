@@ -130,3 +130,43 @@ def test_peak_rss_sees_an_allocation_inside_the_block():
         block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched
         del block
     assert peak.peak_bytes - before > 150 * 2**20
+
+
+def test_precision_policy_is_reset_even_after_an_error():
+    import keras
+
+    from bench.measure.overhead import reference_cnn
+    from bench.measure.precision import precision_policy
+
+    with precision_policy("mixed_float16"):
+        model = reference_cnn((28, 28, 1), 10)
+    assert model.layers[1].compute_dtype == "float16" and model.layers[1].variable_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    with pytest.raises(RuntimeError):
+        with precision_policy("mixed_bfloat16"):
+            raise RuntimeError("a failing cell")
+    assert keras.config.dtype_policy().name == "float32"
+    with pytest.raises(ValueError, match="valid: fp32, mixed_float16, mixed_bfloat16"):
+        with precision_policy("fp8"):
+            pass
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_compiled_train_step_steady_state(xla):
+    import keras
+
+    from bench.measure.overhead import reference_cnn
+    from bench.measure.train_step import compile_for_training, compiled_train_step, measure_training
+
+    model = reference_cnn((28, 28, 1), 10)
+    compile_for_training(model, jit_compile=xla)
+    step = compiled_train_step(model, 8, (28, 28, 1), jit_compile=xla)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 8)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    timing, retraces = measure_training(step, lambda: (x, y), warmup_steps=2, steps=4, time_budget_s=None)
+    assert timing.repeats == 4 and timing.warmup == 2 and retraces == 0
+    assert step.experimental_get_tracing_count() == 1
+    assert int(model.optimizer.iterations.numpy()) == 6  # every warm-up and timed step really trained
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, model.trainable_variables))
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
