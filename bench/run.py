@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             raise mx.MatrixError(f"{results.csv_path} already has results: add --resume to continue that run "
                                  f"or --fresh to start it again (or choose another --out)")
         if args.resume:
-            results.read()  # fails early if the columns differ
+            try:
+                results.read()  # fails early if the columns differ
+            except ValueError as exc:
+                raise mx.MatrixError(str(exc)) from None
         device = resolve_device(matrix.device)
     except mx.MatrixError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -150,9 +153,10 @@ def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool 
 
     results = ResultsFile(out)
     env_path = out / "environment.json"
-    if fresh:
+    if fresh:  # nothing of the earlier run may stay looking current
         results.clear()
-        env_path.unlink(missing_ok=True)
+        for old in [env_path, out / "report.md", *out.glob("*.png")]:
+            old.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     earlier = json.loads(env_path.read_text()) if env_path.exists() else {}
     env = environment.collect(argv)

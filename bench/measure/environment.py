@@ -70,9 +70,10 @@ def collect(argv: list[str] | None = None) -> dict[str, object]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        # 0 means "TensorFlow picks" (it uses all cores it sees).
+        # 0 means "the runtime picks": TensorFlow and onnxruntime then use every core they see.
         "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "ort_intra_op_threads": 0,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "versions": {p: _version(p) for p in PACKAGES},
         "tf_built_with_cuda": tf.test.is_built_with_cuda(),
