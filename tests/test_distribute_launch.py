@@ -1,8 +1,11 @@
 """The local launcher with small real Python workers (no TensorFlow): TF_CONFIG per worker on
-127.0.0.1, exit codes, a failed worker stopping the job with a clear error, the job timeout."""
+127.0.0.1, exit codes, a failed worker stopping the job with a clear error, the job timeout;
+and the worker entry refusing to start without a cluster."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -53,3 +56,12 @@ def test_cli_needs_a_command_and_reports_failure(tmp_path, capsys):
     assert main(["--workers", "2", "--log-dir", str(tmp_path), "--", sys.executable, "-c",
                  "import sys; sys.exit(5)"]) == 1
     assert "failed first (exit code 5)" in capsys.readouterr().err
+
+
+def test_worker_without_a_cluster_says_how_to_give_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("SLURM_")}
+    proc = subprocess.run([sys.executable, "-m", "bench.distribute.worker", "--strategy", "multiworker",
+                           "--out", str(tmp_path)], env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "error: TF_CONFIG is not set" in proc.stderr and "bench.distribute.launch" in proc.stderr

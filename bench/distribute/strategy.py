@@ -155,7 +155,7 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
     """MultiWorkerMirroredStrategy with the two `reduce` calls Keras 3's `fit` makes fixed.
 
     Keras 3 (checked with 3.15) and MultiWorkerMirroredStrategy disagree in two places
-    (keras-team/keras#20585, tensorflow/tensorflow#72388, both open):
+    (keras-team/keras#20585, tensorflow/tensorflow#72388):
     - `_maybe_symbolic_build` reduces a whole `(x, y)` batch; MWMS wants one value per call
       ("Attempt to convert a value (PerReplica...)"): reduce leaf by leaf.
     - the step's scalar logs (loss, metrics) are reduced with `axis=0`, which a scalar has not

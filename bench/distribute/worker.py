@@ -39,7 +39,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--backup-dir", default=None, help="BackupAndRestore directory (default OUT/backup)")
     p.add_argument("--keep-backup", action="store_true", help="keep the backup after a finished run")
     p.add_argument("--save-all-workers", action="store_true", help="every worker writes worker-N.weights.npz")
-    p.add_argument("--epoch-sleep", type=float, default=0.0, help="pause after each epoch (fault tests)")
     p.add_argument("--kill-at-step", type=int, default=None,
                    help="fault injection: stop one worker before global step N (see --fault)")
     p.add_argument("--kill-worker", type=int, default=1, help="which worker --kill-at-step stops")
@@ -115,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     from bench.distribute.strategy import make_strategy, topology
 
     # The strategy first: logical devices and the cluster must be set before TF initialises.
-    strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices, cluster=args.cluster,
-                             collective_timeout_s=args.collective_timeout, slurm_port_base=args.slurm_port_base)
+    try:
+        strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices, cluster=args.cluster,
+                                 collective_timeout_s=args.collective_timeout, slurm_port_base=args.slurm_port_base)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     import keras
     import numpy as np
     import tensorflow as tf
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     top = topology(strategy)
     replicas = strategy.num_replicas_in_sync
     if args.global_batch % replicas:
-        raise SystemExit(f"error: --global-batch {args.global_batch} is not divisible by {replicas} replicas")
+        print(f"error: --global-batch {args.global_batch} is not divisible by {replicas} replicas", file=sys.stderr)
+        return 2
     print(f"worker {top.worker_index}/{top.num_workers} chief={top.is_chief} replicas={replicas} "
           f"strategy={args.strategy}", flush=True)
 
@@ -155,8 +159,6 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_epoch_end(self, epoch, logs=None):
             print(f"epoch {epoch} ends: " + " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items()), flush=True)
-            if args.epoch_sleep:
-                time.sleep(args.epoch_sleep)
 
     backup_dir = args.backup_dir or os.path.join(args.out, "backup")
     callbacks = [ChiefBackupAndRestore(backup_dir, delete_checkpoint=not args.keep_backup), Progress()]
