@@ -174,3 +174,29 @@ def test_same_seed_same_run_through_the_cli(tmp_path):
     assert ra["deterministic"] and ra["seed"] == 3 and ra["recipe"]["limit_train"] == 1000
     assert ra["test_top1"] == rb["test_top1"]
     assert history(a)[0]["loss"] == history(b)[0]["loss"]
+
+
+def test_image_folders_of_mixed_sizes_train_like_the_seeds_hotdog(tmp_path):
+    """The hotdog recipe's data path: train/<class>/*.jpg, test/<class>/*.jpg of varying sizes."""
+    from PIL import Image
+
+    from bench.train.recipes import Recipe
+
+    x, y = load_dataset("cifar10").numpy("test")
+    root = tmp_path / "catdog"
+    for split, (start, n) in {"train": (0, 60), "test": (500, 20)}.items():
+        for label, name in ((3, "cat"), (5, "dog")):
+            (root / split / name).mkdir(parents=True)
+            idx = np.flatnonzero(y == label)[start:start + n]
+            for k, i in enumerate(idx):
+                size = 32 + 8 * (k % 3)  # 32, 40 or 48 pixels: sizes differ, as in hotdog
+                Image.fromarray(x[i]).resize((size, size)).save(root / split / name / f"{k}.jpg")
+    recipe = Recipe(name="folders", model="small_cnn", dataset=str(root), epochs=1, batch_size=20,
+                    image_size=(32, 32), val_fraction=0.0, optimizer="adam", lr=1e-3,
+                    model_options={"widths": (8, 8, 8)}, augment={"horizontal_flip": True})
+    record = train(recipe, tmp_path / "run", verbose=0)
+    assert record["class_names"] == ["cat", "dog"]
+    assert record["data_sizes"] == {"train": 120, "val": 0, "test": 40}
+    assert record["epochs_done"] == 1 and (tmp_path / "run" / "model.keras").exists()
+    with pytest.raises(ValueError, match="val_fraction must be 0"):
+        train(recipe.replace(val_fraction=0.1), tmp_path / "run2", verbose=0)

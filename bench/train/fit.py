@@ -30,7 +30,7 @@ from bench.train.callbacks import (EpochCheckpoint, HistoryCSV, NonFiniteLossSto
 from bench.train.models import build_model
 from bench.train.recipes import Recipe
 from bench.train.schedules import make_schedule
-from bench.train.splits import Splits, make_splits
+from bench.train.splits import SPLIT_SEED, Splits, make_splits
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 NO_DECAY = ["bias", "gamma", "beta"]  # biases and batch-norm scales/offsets are not decayed
@@ -254,7 +254,7 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
         fit(model, max(int(state["epoch"]), phase1_epochs), total_epochs)
 
     record = {"recipe": recipe.to_dict(), "seed": seed, "deterministic": deterministic,
-              "precision": precision, "split_seed": 0, "data_sizes": splits.sizes,
+              "precision": precision, "split_seed": SPLIT_SEED, "data_sizes": splits.sizes,
               "class_names": splits.class_names, "input_shape": list(splits.input_shape),
               "parameters": int(model.count_params()), "environment": environment(),
               "epochs_done": int(state["epoch"]), "train_time_s": state["train_time_s"],

@@ -54,9 +54,44 @@ def _select(x: np.ndarray, y: np.ndarray, recipe: Recipe, train: bool) -> tuple[
     return x, y
 
 
+def _targets(num_classes: int, num_outputs: int):
+    def targets(images, labels):
+        onehot = tf.one_hot(labels, num_classes)
+        return images, (onehot if num_outputs == 1 else tuple([onehot] * num_outputs))
+    return targets
+
+
+def _folder_splits(dataset: Any, recipe: Recipe, seed: int, augment, num_outputs: int) -> Splits:
+    """Image folders of mixed sizes (hotdog): decoded and resized on the fly by the dataset's own
+    pipeline; no hold-out or class subset, since nothing is held in memory to split."""
+    if recipe.image_size is None:
+        raise ValueError(f"recipe {recipe.name!r}: the images of {dataset.name} differ in size; "
+                         "set image_size in the recipe (e.g. (224, 224))")
+    if recipe.val_fraction or recipe.train_classes or recipe.limit_train:
+        raise ValueError(f"recipe {recipe.name!r}: {dataset.name} is read from image folders of mixed "
+                         "sizes; val_fraction must be 0 and train_classes/limit_train unset for it")
+    channels = recipe.channels or dataset.image_shape[2]
+    targets = _targets(dataset.num_classes, num_outputs)
+    common = dict(batch_size=recipe.batch_size, image_size=recipe.image_size,
+                  resize_method=recipe.resize_method, channels=channels)
+    train = dataset.pipeline("train", shuffle=True, seed=seed, augment=augment, drop_remainder=True,
+                             **common).map(targets)
+    test = dataset.pipeline("test", **common).map(targets)
+    sizes = {"train": dataset.split_sizes["train"], "val": 0, "test": dataset.split_sizes["test"]}
+    return Splits(train=train, val=None, test=test, sizes=sizes, class_names=list(dataset.class_names),
+                  input_shape=(*recipe.image_size, channels),
+                  steps_per_epoch=sizes["train"] // recipe.batch_size)
+
+
 def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Sequential | None,
                 num_outputs: int = 1) -> Splits:
-    """`dataset` is a `bench.data.load_dataset(...)` object (needs `.numpy(split)`, `.class_names`)."""
+    """`dataset` is a `bench.data.load_dataset(...)` object (`.numpy(split)`, `.class_names`)."""
+    augment = None
+    if augmentation is not None:
+        def augment(images):
+            return augmentation(images, training=True)
+    if dataset.image_shape[0] is None:
+        return _folder_splits(dataset, recipe, seed, augment, num_outputs)
     x_train, y_train = _select(*dataset.numpy("train"), recipe, train=True)
     x_test, y_test = _select(*dataset.numpy("test"), recipe, train=False)
     class_names = list(dataset.class_names)
@@ -73,21 +108,12 @@ def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Seq
     size = tuple(recipe.image_size) if recipe.image_size else tuple(x_train.shape[1:3])
     input_shape = (int(size[0]), int(size[1]), int(channels))
 
-    def to_targets(y):
-        onehot = tf.one_hot(y, num_classes)
-        return onehot if num_outputs == 1 else tuple([onehot] * num_outputs)
+    targets = _targets(num_classes, num_outputs)
 
     def pipeline(x, y, training: bool) -> tf.data.Dataset:
-        augment = None
-        if training and augmentation is not None:
-            def augment(images):
-                return augmentation(images, training=True)
         ds = from_arrays(x, y, recipe.batch_size, recipe.image_size, recipe.resize_method, recipe.channels,
-                         shuffle=training, seed=seed, augment=augment, drop_remainder=training)
-
-        def targets(images, labels):
-            return images, to_targets(labels)
-
+                         shuffle=training, seed=seed, augment=augment if training else None,
+                         drop_remainder=training)
         return ds.map(targets, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     train = pipeline(x_train[train_idx], y_train[train_idx], training=True)
