@@ -287,7 +287,8 @@ def cells(matrix: Matrix, device: str) -> list[Cell]:
                 if model.runs("infer", matrix.tasks):
                     for engine in matrix.engines:
                         for bs in matrix.batch_sizes:
-                            out.append(Cell("infer", model, dataset, engine, device, precision, engine == "xla", bs))
+                            out.append(Cell("infer", model, dataset, engine, engine_device(engine, device),
+                                            precision, engine == "xla", bs))
                 if model.runs("train", matrix.tasks):
                     for xla in matrix.xla:
                         for bs in matrix.train_batch_sizes:
@@ -296,14 +297,19 @@ def cells(matrix: Matrix, device: str) -> list[Cell]:
                                                 xla, bs, pipeline))
             if model.runs("accuracy", matrix.tasks) and not matrix.checkpoint:  # briefly trained here, in float32
                 for engine in matrix.accuracy_engines:
-                    out.append(Cell("accuracy", model, dataset, engine, device, "fp32", engine == "xla",
-                                    matrix.accuracy_batch_size))
+                    out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "fp32",
+                                    engine == "xla", matrix.accuracy_batch_size))
         if "accuracy" in matrix.tasks and matrix.checkpoint:  # the given checkpoint, on each dataset
             model = checkpoint_entry(matrix.checkpoint)
             for engine in matrix.accuracy_engines:
-                out.append(Cell("accuracy", model, dataset, engine, device, "fp32", engine == "xla",
-                                matrix.accuracy_batch_size))
+                out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "fp32",
+                                engine == "xla", matrix.accuracy_batch_size))
     return out
+
+
+def engine_device(engine: str, device: str) -> str:
+    """Where an engine really runs: onnxruntime's CPU provider on the CPU even on a GPU machine."""
+    return {"onnxruntime": "cpu", "onnxruntime_cuda": "gpu"}.get(engine, device)
 
 
 def checkpoint_entry(path: str) -> ModelEntry:

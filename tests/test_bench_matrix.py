@@ -102,3 +102,11 @@ pipelines = ["synthetic"]
     cells = mx.cells(matrix, "cpu")
     assert len(cells) == 2 + 2  # 2 infer batch sizes + 2 xla settings x 1 train batch x 1 pipeline
     assert {c.xla for c in cells if c.task == "train"} == {True, False}
+
+
+def test_rows_name_the_device_an_engine_really_runs_on():
+    matrix = mx.with_overrides(mx.load_profile("gpu-full"), models=["resnet18"], precisions=["fp32"],
+                               tasks=["infer"], batch_sizes=[1])
+    devices = {c.engine: c.device for c in mx.cells(matrix, "gpu")}
+    assert devices == {"keras_predict": "gpu", "tf_function": "gpu", "xla": "gpu", "savedmodel": "gpu",
+                       "onnxruntime": "cpu", "onnxruntime_cuda": "gpu"}

@@ -55,15 +55,22 @@ class PeakRSS:
         return self.peak_bytes / 2**20
 
 
+def _has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def reset_gpu_peak(device: str) -> None:
-    if device == "gpu":
+    if device == "gpu" and _has_gpu():
         import tensorflow as tf
 
         tf.config.experimental.reset_memory_stats("GPU:0")
 
 
 def gpu_peak_mb(device: str) -> float | None:
-    if device != "gpu":
+    """TensorFlow's peak GPU allocation since the last reset (onnxruntime's CUDA arena is not seen)."""
+    if device != "gpu" or not _has_gpu():
         return None
     import tensorflow as tf
 
