@@ -36,7 +36,9 @@ class NonFiniteLossStop(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training once `budget_s` seconds of training (across resumes) have passed."""
+    """Stops training once `budget_s` seconds of training (across resumes) have passed.
+
+    It stops mid-epoch; that partial epoch is still validated and checkpointed as done."""
 
     def __init__(self, budget_s: float, already_s: float = 0.0):
         super().__init__()

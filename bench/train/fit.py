@@ -179,6 +179,29 @@ def _monitor_key(model: keras.Model, has_val: bool) -> str | None:
     return "val_top1" if len(model.outputs) == 1 else f"val_{model.output_names[0]}_top1"
 
 
+def _start_or_resume(recipe: Recipe, out: Path, fresh: keras.Model, resume: bool, seed: int,
+                     total_steps: int) -> tuple[keras.Model, dict[str, Any]]:
+    """The compiled model and run state: from `out`'s last checkpoint when resuming (checked
+    against the requested model), else the freshly built model at epoch 0."""
+    state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": None, "train_time_s": 0.0,
+                             "recipe": recipe.name, "model": recipe.model, "dataset": recipe.dataset,
+                             "seed": seed}
+    state_path = out / "state.json"
+    if resume and state_path.exists():
+        saved = json.loads(state_path.read_text())
+        if (saved.get("model"), saved.get("dataset")) != (recipe.model, recipe.dataset):
+            raise CheckpointMismatch(
+                f"{out} holds a run of model {saved.get('model')!r} on {saved.get('dataset')!r}, "
+                f"not {recipe.model!r} on {recipe.dataset!r}; use a new --out directory")
+        model = load_checkpoint(out / "last.keras", fresh)  # weights, optimizer state, step
+        state.update(saved)
+        return model, state
+    if resume:
+        print(f"no checkpoint in {out} yet: starting from epoch 1", file=sys.stderr)
+    compile_model(fresh, recipe, total_steps)
+    return fresh, state
+
+
 def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
           resume: bool = False, precision: str = "float32", dataset: Any = None,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None
@@ -191,7 +214,6 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
     out = Path(out_dir)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    state_path = out / "state.json"
     if not resume and (out / "last.keras").exists():
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
                               "or choose another --out directory")
@@ -211,22 +233,8 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
     ft = recipe.finetune or {}
     total_epochs = phase1_epochs + int(ft.get("phase2_epochs", 0))
 
-    state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": None, "train_time_s": 0.0,
-                             "recipe": recipe.name, "model": recipe.model, "dataset": recipe.dataset,
-                             "seed": seed}
-    if resume and state_path.exists():
-        saved = json.loads(state_path.read_text())
-        if (saved.get("model"), saved.get("dataset")) != (recipe.model, recipe.dataset):
-            raise CheckpointMismatch(
-                f"{out} holds a run of model {saved.get('model')!r} on {saved.get('dataset')!r}, "
-                f"not {recipe.model!r} on {recipe.dataset!r}; use a new --out directory")
-        model = load_checkpoint(out / "last.keras", fresh)
-        state.update(saved)
-    else:
-        if resume:
-            print(f"no checkpoint in {out} yet: starting from epoch 1", file=sys.stderr)
-        model = fresh
-        compile_model(model, recipe, splits.steps_per_epoch * phase1_epochs)
+    model, state = _start_or_resume(recipe, out, fresh, resume, seed,
+                                    splits.steps_per_epoch * phase1_epochs)
     initial_epoch = int(state["epoch"])
 
     nan_stop = NonFiniteLossStop()
