@@ -163,7 +163,7 @@ def test_same_seed_same_run_through_the_cli(tmp_path):
         "for out in sys.argv[1:]:\n"
         "    assert main(['--recipe', 'mnist_tiny', '--epochs', '1', '--limit-train', '1000',\n"
         "                 '--batch-size', '50', '--seed', '3', '--deterministic', '--quiet',\n"
-        "                 '--out', out]) == 0\n"
+        "                 '--out', out, '--results', out + '_results']) == 0\n"
     )
     a, b = tmp_path / "a", tmp_path / "b"
     done = subprocess.run([sys.executable, "-c", script, str(a), str(b)], capture_output=True,
@@ -173,6 +173,9 @@ def test_same_seed_same_run_through_the_cli(tmp_path):
     ra, rb = (json.loads((d / "recipe.json").read_text()) for d in (a, b))
     assert ra["deterministic"] and ra["seed"] == 3 and ra["recipe"]["limit_train"] == 1000
     assert ra["test_top1"] == rb["test_top1"]
+    copied = tmp_path / "a_results"
+    assert json.loads((copied / "recipe.json").read_text()) == ra
+    assert (copied / "history.csv").exists() and (copied / "curves.png").exists()
     assert history(a)[0]["loss"] == history(b)[0]["loss"]
 
 

@@ -1,6 +1,7 @@
 """`python -m bench train ...`: train a model with a recipe; preview augmentations; list recipes.
 
     python -m bench train --model small_cnn --dataset mnist --out runs/mnist_cnn
+    python -m bench train --recipe mnist_cnn --resume --results results/train/mnist_cnn  # re-runnable
     python -m bench train --recipe cifar10_resnet18_cpu --epochs 2 --resume --out runs/c10
     python -m bench train recipes
     python -m bench train augment-preview --dataset cifar10 --augment '{"random_hue": 0.1}' --out aug.png
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,6 +38,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument("--results", help="also copy recipe.json, history.csv and curves.png here "
+                                     "(e.g. results/train/mnist_cnn; checkpoints stay in --out)")
     return p
 
 
@@ -122,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingDiverged, CheckpointMismatch, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.results:
+        results = Path(args.results)
+        results.mkdir(parents=True, exist_ok=True)
+        for name in ("recipe.json", "history.csv", "curves.png"):
+            shutil.copy2(out / name, results / name)
+        print(f"copied the run record to {results}")
     return 0
 
 
