@@ -132,3 +132,11 @@ def test_augment_preview_png(tmp_path):
     assert main(["augment-preview", "--dataset", "mnist", "--augment", "cifar10_resnet18",
                  "--out", str(tmp_path / "recipe.png")]) == 0
     assert (tmp_path / "recipe.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("name", ["catdog_efficientnet_lite0_finetune", "mnist_alexnet", "cifar10_googlenet"])
+def test_recipe_round_trips_through_json(name):
+    import json
+
+    recipe = get_recipe(name)
+    assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict()))).to_dict() == recipe.to_dict()

@@ -77,6 +77,15 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> "Recipe":
+        """The inverse of to_dict, e.g. for the `recipe` of a run's recipe.json."""
+        fields = dict(fields)
+        for key in ("image_size", "train_classes"):
+            if fields.get(key) is not None:
+                fields[key] = tuple(fields[key])
+        return cls(**fields)
+
 
 # backbone: a zoo.transfer backbone; head: "gap" or "flatten" (the seed's);
 # phase2_*: optional second phase unfreezing the top layers at a lower learning rate.
