@@ -167,11 +167,13 @@ def write(out: str | Path) -> Path:
     overhead = env.get("harness_overhead")
     if overhead:
         verdict = "meets" if overhead["overhead_pct"] < OVERHEAD_TARGET_PCT else "MISSES"
+        iqr = overhead.get("overhead_pct_iqr")
+        spread = f", interquartile range {iqr[0]:+.2f}% .. {iqr[1]:+.2f}%" if iqr else ""
         lines += ["## Harness overhead", "",
                   f"{overhead['model']}: bare perf_counter loop {overhead['bare_ms_per_call']:.3f} ms/call, "
                   f"harness {overhead['harness_ms_per_call']:.3f} ms/call -> overhead "
-                  f"**{overhead['overhead_pct']:+.2f}%** (best of {overhead['rounds']} interleaved rounds of "
-                  f"{overhead['calls_per_round']} calls each; target < {OVERHEAD_TARGET_PCT}%: {verdict}).", ""]
+                  f"**{overhead['overhead_pct']:+.2f}%** (median of {overhead['rounds']} paired rounds of "
+                  f"{overhead['calls_per_round']} calls{spread}; target < {OVERHEAD_TARGET_PCT}%: {verdict}).", ""]
         if "timer_cost_ns_per_call" in overhead:
             lines += [f"Noise-free view: the timing loop adds {overhead['timer_cost_ns_per_call']:.0f} ns to each "
                       f"measured call (measured on a no-op), {overhead['timer_cost_pct']:.3f}% of this model's "
