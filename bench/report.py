@@ -214,7 +214,8 @@ def write(out: str | Path) -> Path:
     lines += ["Columns and units: latencies in ms per batch (p50/p90/p99 over the timed calls, warm-up excluded); "
               "`images_per_sec` = batch / mean latency; `peak_fraction` = achieved FLOP/s / the same engine "
               "family's large-matmul rate; training FLOPs count 3x the forward pass; `peak_memory_mb` is the "
-              "peak RSS of the whole benchmark process sampled during the cell. A `peak_fraction` above 1 means "
+              "peak RSS of the whole benchmark process sampled during the cell (the first cell of an engine and model "
+              "also holds its export/conversion). A `peak_fraction` above 1 means "
               "the matmul roof was measured while other processes held the CPU (a busy machine).", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
