@@ -33,6 +33,7 @@ def test_logical_device_scaling_is_measured_and_written(tmp_path):
     text = (out / "scaling.md").read_text()
     assert "| logical_devices | 2 | default | 32 |" in text
     assert "2 logical CPU devices on 2 cores share the same cores" in text
+    assert sorted(p.name for p in out.iterdir()) == ["scaling.csv", "scaling.md"]  # scratch runs elsewhere
 
 
 def test_bad_arguments_are_refused(capsys):

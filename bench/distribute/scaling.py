@@ -22,6 +22,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 SETUPS = {"logical_devices": (1, 2), "local_workers": (1, 2)}
@@ -105,10 +106,13 @@ def load_avg() -> float:
 
 
 def measure_all(args) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="imgcls-scaling-") as scratch:  # rows and logs of single runs
+        return _measure_all(args, scratch)
+
+
+def _measure_all(args, scratch: str) -> list[dict]:
     import tensorflow as tf  # only for the version string; the measurements run in subprocesses
 
-    scratch = os.path.join(args.out, "runs")
-    os.makedirs(scratch, exist_ok=True)
     configs = [(s, n, t) for t in args.intra_op_threads for s in args.setups for n in SETUPS[s]]
     runs: dict[tuple[str, int, int], list[dict]] = {c: [] for c in configs}
     start_load = load_avg()
