@@ -97,18 +97,16 @@ def peak_families(matrix: mx.Matrix) -> set[str]:
 def measure_peaks(matrix: mx.Matrix, device: str, earlier: dict[str, float]) -> dict[str, float]:
     """Large-matmul rate per engine family; a resumed run keeps the figures its first rows used."""
     from bench.measure.engines import OnnxRuntime, OnnxRuntimeCuda
-    from bench.measure.roofline import peak_matmul_flops
+    from bench.measure.roofline import peak_rates
 
     unavailable = {"onnxruntime": not OnnxRuntime.availability(device)[0],
                    "onnxruntime_cuda": not OnnxRuntimeCuda.availability(device)[0]}
+    todo = sorted(f for f in peak_families(matrix) - set(earlier) if not unavailable.get(f))
     peaks = dict(earlier)
-    for family in sorted(peak_families(matrix) - set(peaks)):
-        if unavailable.get(family):
-            continue
-        try:
-            peaks[family] = peak_matmul_flops(family, device, n=matrix.matmul_n)
-        except Exception as exc:
-            print(f"warning: peak matmul rate for {family} not measured: {exc}", file=sys.stderr)
+    try:
+        peaks.update(peak_rates(todo, device, n=matrix.matmul_n))
+    except Exception as exc:  # peak_fraction stays empty; everything else is still measured
+        print(f"warning: peak matmul rates not measured: {exc}", file=sys.stderr)
     return peaks
 
 
