@@ -54,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("--fresh", action="store_true", help="delete earlier results in --out and start clean")
     p.add_argument("--no-overhead-check", action="store_true", help="skip the harness-overhead measurement")
     p.add_argument("--report-only", action="store_true", help="only re-render report.md and plots from --out")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the cells, measure nothing")
     return p
 
 
@@ -127,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {report.write(out)}")
             return 0
         mx.validate(matrix)
+        if args.dry_run:
+            todo = mx.cells(matrix, matrix.device if matrix.device != "auto" else "cpu")
+            for i, cell in enumerate(todo, 1):
+                print(f"[{i}/{len(todo)}] {cell.label()}")
+            print(f"{len(todo)} cells; results would go to {out}")
+            return 0
         results = ResultsFile(out)
         if results.exists() and not (args.resume or args.fresh):
             raise mx.MatrixError(f"{results.csv_path} already has results: add --resume to continue that run "

@@ -110,3 +110,11 @@ def test_rows_name_the_device_an_engine_really_runs_on():
     devices = {c.engine: c.device for c in mx.cells(matrix, "gpu")}
     assert devices == {"keras_predict": "gpu", "tf_function": "gpu", "xla": "gpu", "savedmodel": "gpu",
                        "onnxruntime": "cpu", "onnxruntime_cuda": "gpu"}
+
+
+def test_dry_run_lists_cells_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert run.main(["--profile", "quick", "--dry-run", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(f"{len(mx.cells(mx.load_profile('quick'), 'cpu'))} cells")
+    assert lines[0].startswith("[1/") and not out.exists()
