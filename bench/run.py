@@ -151,12 +151,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool = False) -> int:
+    results = ResultsFile(out)
+    try:
+        return _run(matrix, out, device, argv, fresh, results)
+    except KeyboardInterrupt:
+        kept = len(results.read()) if results.exists() else 0
+        print(f"\ninterrupted: {kept} rows kept in {results.csv_path}; "
+              f"rerun with --resume to finish or --fresh to start again", file=sys.stderr)
+        return 130
+
+
+def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool, results: ResultsFile) -> int:
     from bench import report
     from bench.measure import environment
     from bench.measure.cells import CellRunner
     from bench.measure.environment import row_fields
 
-    results = ResultsFile(out)
     env_path = out / "environment.json"
     if fresh:  # nothing of the earlier run may stay looking current
         results.clear()
@@ -199,10 +209,6 @@ def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool 
                           f"top1 {row['top1']:.4f}" if row.get("top1") is not None else row.get("reason", ""))
                 print(f"[{len(todo) - len(pending) + i}/{len(todo)}] {cell.label()}: {row['status']} {detail} "
                       f"| elapsed {_duration(elapsed)}, ETA {_duration(eta)}", file=sys.stderr, flush=True)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted: {len(results.read())} rows kept in {results.csv_path}; "
-                  f"rerun with --resume to finish or --fresh to start again", file=sys.stderr)
-            return 130
         finally:
             env["finished"] = now()
             _write_json(env_path, env)
