@@ -6,6 +6,7 @@ batch axis `batch`; outputs are named by what they hold (`probabilities` or `log
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -121,18 +122,55 @@ def to_onnx(
     kind: str | None = None,
 ) -> Path:
     """Converts with tf2onnx at `opset`, then refuses a graph onnxruntime could not run."""
-    import tf2onnx
-
     check_opset(opset)
     kind = kind or output_kind(model)
     fn = serving_function(model, kind)
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
+    proto = _from_function(fn, opset)
     _refuse_unsupported_ops(proto, opset)
     _name_batch_axis(proto)
+    _order_outputs(proto, output_names(model, kind))
     onnx.checker.check_model(proto)
     path = Path(path)
     onnx.save(proto, str(path))
     return path
+
+
+# tf2onnx deep-copies the whole graph, weights included, before each of its ~20 optimizer
+# passes so that it can undo a pass that fails; for a 100 MB model that costs gigabytes and a
+# good part of the time. Its switch is this variable (tf2onnx 1.17 reads any value as FALSE).
+_CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
+
+
+def _from_function(fn, opset: int) -> onnx.ModelProto:
+    """tf2onnx without the defensive copies; if an optimizer pass then fails, convert again
+    the defensive way (a failing pass is skipped and the graph stays correct, less optimised)."""
+    import tf2onnx
+
+    saved = os.environ.get(_CATCH_ERRORS)
+    try:
+        os.environ[_CATCH_ERRORS] = "FALSE"
+        try:
+            return tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)[0]
+        except Exception:  # noqa: BLE001 - retried below, where tf2onnx reports it
+            os.environ.pop(_CATCH_ERRORS)
+            try:
+                return tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)[0]
+            except Exception as exc:
+                raise ConversionError(f"tf2onnx could not convert the model at opset {opset}: {exc}") from exc
+    finally:
+        if saved is None:
+            os.environ.pop(_CATCH_ERRORS, None)
+        else:
+            os.environ[_CATCH_ERRORS] = saved
+
+
+def _order_outputs(proto: onnx.ModelProto, names: list[str]) -> None:
+    # tf2onnx emits a dict's outputs sorted by name; put the main output first, as in Keras.
+    by_name = {o.name: o for o in proto.graph.output}
+    if set(by_name) == set(names):
+        ordered = [copy.deepcopy(by_name[n]) for n in names]
+        del proto.graph.output[:]
+        proto.graph.output.extend(ordered)
 
 
 def _refuse_unsupported_ops(proto: onnx.ModelProto, opset: int) -> None:

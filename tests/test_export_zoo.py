@@ -17,10 +17,12 @@ import zoo
 from export import checkpoint, convert, verify
 
 CLASSES = 3
-# Options that keep a test offline: the transfer models' default is ImageNet weights.
-OPTIONS = {"resnet50_transfer": {"weights": None}, "efficientnet_lite0_transfer": {"weights": None}}
+# Transfer models: no ImageNet weights (offline). GoogLeNet: the training model, so its two
+# auxiliary heads are exported and checked too (what --aux-outputs exports).
+OPTIONS = {"resnet50_transfer": {"weights": None}, "efficientnet_lite0_transfer": {"weights": None},
+           "googlenet": {"aux_outputs": True}}
 # One per family (builder code), plus a nested-backbone transfer model.
-SAVEDMODEL_TOO = {"alexnet", "vgg11", "googlenet", "inception_v2", "resnet18", "resnet50",
+SAVEDMODEL_TOO = {"alexnet", "vgg11", "googlenet", "inception_v2", "resnet18",
                   "efficientnet_lite0_transfer"}
 
 
@@ -43,35 +45,35 @@ def _inputs(shape, n=3, seed=0) -> np.ndarray:
 @pytest.mark.parametrize("name", zoo.names())
 def test_architecture_exports_with_parity(name, tmp_path):
     shape = smallest_shape(name)
-    model = checkpoint.inference_outputs(zoo.build(name, input_shape=shape, num_classes=CLASSES,
-                                                   **OPTIONS.get(name, {})))
+    model = zoo.build(name, input_shape=shape, num_classes=CLASSES, **OPTIONS.get(name, {}))
     kind = convert.output_kind(model)
     assert kind == "probabilities"
-    runners = {"onnx": verify.onnx_runner(convert.to_onnx(model, tmp_path / "model.onnx", kind=kind))}
+    names = convert.output_names(model, kind)
+    onnx_path = convert.to_onnx(model, tmp_path / "model.onnx", kind=kind)
+    runners = {"onnx": verify.onnx_runner(onnx_path)}
+    assert [o.name for o in runners["onnx"].session.get_outputs()] == names
     if name in SAVEDMODEL_TOO:
         runners["savedmodel"] = verify.savedmodel_runner(
             convert.to_savedmodel(model, tmp_path / "savedmodel", kind=kind))
-    collector = verify.Collector(verify.keras_runner(model, [kind]), runners)
+    collector = verify.Collector(verify.keras_runner(model, names), runners)
     # two batch sizes through one graph: the batch axis is dynamic
     verify.collect(collector, [(_inputs(shape, 1, 1), None), (_inputs(shape, 3, 2), None)])
     checks = collector.checks("random", kind)
     assert all(c.passed for c in checks), verify.report(checks)
-    assert all(c.figures[0].images == 4 for c in checks)
+    assert all(f.images == 4 for c in checks for f in c.figures)
+    assert {f.output for c in checks for f in c.figures} == set(names)
 
 
-def test_googlenet_exports_main_output_unless_aux_heads_are_asked_for(tmp_path):
+def test_googlenet_main_output_unless_aux_heads_are_asked_for():
+    """Export drops the training model's auxiliary heads (parity-tested above with them)
+    unless --aux-outputs; what remains is the main output, unchanged."""
     shape = smallest_shape("googlenet")
     training = zoo.build("googlenet", input_shape=shape, num_classes=CLASSES, aux_outputs=True)
     assert len(training.outputs) == 3
+    assert convert.output_names(training, "probabilities") == ["probabilities", "aux1", "aux2"]
     main_only = checkpoint.inference_outputs(training)
     assert len(main_only.outputs) == 1
-    path = convert.to_onnx(training, tmp_path / "aux.onnx", kind="probabilities")
-    run = verify.onnx_runner(path)
-    assert [o.name for o in run.session.get_outputs()] == ["probabilities", "aux1", "aux2"]
+    assert checkpoint.inference_outputs(training, aux_outputs=True) is training
     x = _inputs(shape)
-    ref = [np.asarray(t) for t in training(x, training=False)]
-    got = run(x)
-    for name, r in zip(["probabilities", "aux1", "aux2"], ref):
-        assert verify.compare(r, got[name]).max_abs_diff <= 1e-5
-    # the main-only model computes the same main output
-    np.testing.assert_array_equal(np.asarray(main_only(x, training=False)), ref[0])
+    np.testing.assert_array_equal(np.asarray(main_only(x, training=False)),
+                                  np.asarray(training(x, training=False)[0]))
