@@ -47,7 +47,7 @@ test: data
 	$(PY) -m pytest -q
 
 bench: data
-	$(PY) -m bench run --profile $(PROFILE) --out $(OUT)
+	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
