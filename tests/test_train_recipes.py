@@ -113,7 +113,9 @@ def test_splits_hold_out_validation_and_subset_classes():
     assert np.bincount(labels).tolist() == [1000, 1000]
 
 
-def test_cli_errors_are_clear(capsys):
+def test_cli_errors_are_clear(capsys, tmp_path):
+    assert main(["--model", "alexnet", "--dataset", "mnist", "--out", str(tmp_path / "ax")]) == 2
+    assert "too small" in (err := capsys.readouterr().err) and "--image-size" in err
     with pytest.raises(SystemExit):
         main(["--model", "small_cnn"])
     assert "give --model and --dataset, or --recipe" in capsys.readouterr().err

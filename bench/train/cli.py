@@ -31,6 +31,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
+    p.add_argument("--image-size", type=int, help="resize images to N x N (e.g. 227 for AlexNet)")
+    p.add_argument("--resize", choices=("resize", "pad"), help="how --image-size is reached "
+                   "(pad: the seed's resize_with_pad)")
     p.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
     p.add_argument("--out", help="run directory (default runs/RECIPE)")
     p.add_argument("--seed", type=int, default=0)
@@ -114,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --model and --dataset, or --recipe NAME (list: python -m bench train recipes)")
     try:
         recipe = recipe.replace(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                limit_train=args.limit_train, time_budget_s=args.time_budget)
+                                limit_train=args.limit_train, time_budget_s=args.time_budget,
+                                image_size=(args.image_size,) * 2 if args.image_size else None,
+                                resize_method=args.resize)
     except ValueError as exc:
         p.error(str(exc))
 
@@ -126,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingDiverged, CheckpointMismatch, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # bad input: a model too small for the images, a bad option...
+        hint = " (here: --image-size N, and --resize pad for the seed's letterbox)" if "too small" in str(exc) else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
     if args.results:
         results = Path(args.results)
         results.mkdir(parents=True, exist_ok=True)

@@ -224,4 +224,5 @@ def default_recipe(model: str, dataset: str) -> Recipe:
             return get_recipe(name)
     return Recipe(name=f"{dataset}_{model}_default", model=model, dataset=dataset, epochs=10,
                   batch_size=128, optimizer="adam", lr=1e-3, schedule="warmup_cosine",
-                  warmup_epochs=1, expect="no tuned recipe: Adam 1e-3 with warm-up + cosine")
+                  warmup_epochs=1, model_options={"aux_outputs": True} if model == "googlenet" else {},
+                  expect="no tuned recipe: Adam 1e-3 with warm-up + cosine")
