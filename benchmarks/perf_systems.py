@@ -23,6 +23,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "googlenet": {"zoo_name": "googlenet", "input_shape": (32, 32, 3), "options": {}},
 }
 NUM_CLASSES = 10
+THREADS = 0  # intra-op threads of TF and onnxruntime; 0: the library default (set by conftest)
 
 
 def build_model(key: str):
@@ -90,6 +91,8 @@ def make_ort_infer(onnx_path: Path, batch: int, input_shape: tuple[int, ...]) ->
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: random_images(batch, input_shape)}
     outputs = [session.get_outputs()[0].name]
@@ -158,33 +161,40 @@ def _busy_unit() -> None:
     np.sort(_BUSY_VALUES)
 
 
-def _median_seconds(fn: Callable[[], Any], calls: int) -> float:
+def _median_cpu_seconds(fn: Callable[[], Any], calls: int) -> float:
     times = []
     for _ in range(calls):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return float(np.median(times))
 
 
 def with_slowdown(fn: Callable[[], Any], fraction: float, probes: int = 7) -> Callable[[], Any]:
     """Wrap `fn` so each call also does `fraction` x its own cost of extra compute.
 
-    The extra work is a fixed count of small matmuls, sized once from fn's measured median time:
-    real CPU work that slows down under load like the measured work does, not a sleep.
+    The extra work is a fixed count of sorts: real CPU work that costs what the measured work
+    costs, on a quiet or a loaded machine, not a sleep. The count is sized from fn's median CPU
+    time, then corrected once from the measured cost of fn plus the sorts (a sort right after
+    fn runs on a colder cache than a sort alone).
     """
     if fraction <= 0:
         return fn
     fn()
-    fn_seconds = _median_seconds(fn, probes)
-    unit_seconds = _median_seconds(_busy_unit, 200)
-    units = max(1, round(fraction * fn_seconds / unit_seconds))
+    fn_seconds = _median_cpu_seconds(fn, probes)
+    units = max(1, round(fraction * fn_seconds / _median_cpu_seconds(_busy_unit, 200)))
 
-    def slowed():
-        result = fn()
-        for _ in range(units):
-            _busy_unit()
-        return result
+    def slowed_by(n: int) -> Callable[[], Any]:
+        def slowed():
+            result = fn()
+            for _ in range(n):
+                _busy_unit()
+            return result
+        return slowed
 
+    extra_seconds = _median_cpu_seconds(slowed_by(units), probes) - _median_cpu_seconds(fn, probes)
+    if extra_seconds > 0:
+        units = max(1, round(units * fraction * fn_seconds / extra_seconds))
+    slowed = slowed_by(units)
     slowed.extra_units = units  # type: ignore[attr-defined]
     return slowed

@@ -12,7 +12,7 @@ import pytest
 
 from bench.gate import compare as cmp
 from bench.gate import perf
-from bench.gate.interleave import BENCHMARKS_DIR, REPO_ROOT, SLOWDOWN_ENV
+from bench.gate.interleave import BENCHMARKS_DIR, REPO_ROOT, SLOWDOWN_ENV, GateError, SuiteOptions
 
 SELECT = "calibration or googlenet-b1"
 TARGET = "tf_infer[googlenet-b1]"
@@ -72,7 +72,7 @@ def test_stored_baseline_round_trip(short_run, tmp_path):
     _, out = short_run
     run = cmp.collect_rounds(sorted((out / "candidate").glob("*.json")))
     path = tmp_path / "perf.json"
-    perf.write_baseline(path, run, machine={"cpu": {"count": 2}}, commit="abc", seconds=0.05)
+    perf.write_baseline(path, run, machine={"cpu": {"count": 2}}, commit="abc", options=perf.suite(seconds=0.05))
     stored = perf.load_baseline(path)
     assert set(stored.samples) == set(run.samples) and "code_root" not in stored.info[TARGET]
     result = {c.name: c for c in cmp.compare(stored, run, paired=False, normalise_by=cmp.CALIBRATION)}
@@ -96,6 +96,11 @@ def test_malformed_baseline_file(tmp_path, capsys):
     path.write_text(json.dumps({"format": "something else"}))
     assert perf.main(["--baseline", str(path)]) == 2
     assert "is not a perf baseline" in capsys.readouterr().err
+
+
+def test_pinning_to_a_cpu_this_process_cannot_use_is_an_error():
+    with pytest.raises(GateError, match="cannot pin benchmarks to CPU 4096"):
+        SuiteOptions(("benchmarks",), cpu=4096)
 
 
 def test_bad_numbers_are_usage_errors():

@@ -69,6 +69,7 @@ class Side:
     code_root: Path
     out_dir: Path
     inject_slowdown: str = ""  # IMGCLS_PERF_INJECT_SLOWDOWN for this side only
+    cache_dir: Path | None = None  # setup artifacts of this code tree (default out_dir/cache)
     jsons: list[Path] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
@@ -82,32 +83,68 @@ class Side:
         return env
 
 
-def pytest_command(json_path: Path, cache_dir: Path, selection: list[str], perf_seconds: float) -> list[str]:
+TIMERS = {"cpu": "time.process_time", "wall": "time.perf_counter"}
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """How each round runs the suite: which benchmarks, how long, with how many threads, which clock.
+
+    The default clock is the process' CPU time: the time a call spends descheduled on a shared
+    machine is not the code's cost, while extra work done by the code (the regressions this gate
+    is for) shows up in full. `wall` measures elapsed time instead (waits, I/O, sleeps count).
+    """
+
+    selection: tuple[str, ...]
+    seconds: float = 0.5
+    threads: int = 1
+    timer: str = "cpu"
+    # With one thread, the whole benchmark process is pinned to this CPU (default: the last one):
+    # TensorFlow hands each op from the Python thread to its executor thread, and whether the two
+    # share a core or not changed batch-1 latencies by up to 2x from one process to the next.
+    cpu: int | None = None
+
+    def __post_init__(self):
+        if self.timer not in TIMERS:
+            raise GateError(f"unknown timer {self.timer!r}; valid: {', '.join(TIMERS)}")
+        available = sorted(os.sched_getaffinity(0))
+        if self.cpu is not None and self.cpu not in available:
+            raise GateError(f"cannot pin benchmarks to CPU {self.cpu}: this process may use CPUs {available}")
+
+    def pinned_cpu(self) -> int | None:
+        if self.threads != 1:
+            return None
+        return self.cpu if self.cpu is not None else max(os.sched_getaffinity(0))
+
+
+def pytest_command(json_path: Path, cache_dir: Path, options: SuiteOptions) -> list[str]:
     return [
-        sys.executable, "-m", "pytest", *selection, "-q", "-p", "no:cacheprovider",
+        sys.executable, "-m", "pytest", *options.selection, "-q", "-p", "no:cacheprovider",
         "--benchmark-enable", "--benchmark-only", f"--benchmark-json={json_path}",
-        "--benchmark-disable-gc", f"--perf-seconds={perf_seconds}", f"--perf-cache={cache_dir}",
+        f"--benchmark-timer={TIMERS[options.timer]}", "--benchmark-disable-gc",
+        f"--perf-seconds={options.seconds}", f"--perf-threads={options.threads}", f"--perf-cache={cache_dir}",
     ]
 
 
-def run_round(side: Side, round_index: int, selection: list[str], perf_seconds: float) -> Path:
+def run_round(side: Side, round_index: int, options: SuiteOptions) -> Path:
     """One pytest-benchmark subprocess for `side`; returns its JSON file."""
     json_path = side.out_dir / f"{side.label}-round{round_index:02d}.json"
-    cache_dir = side.out_dir / "cache"
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = side.cache_dir or side.out_dir / "cache"
+    for path in (side.out_dir, cache_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    command = pytest_command(json_path, cache_dir, options)
     start = time.perf_counter()
-    result = subprocess.run(
-        pytest_command(json_path, cache_dir, selection, perf_seconds),
-        cwd=side.code_root, env=side.env(), capture_output=True, text=True,
-    )
+    cpu = options.pinned_cpu()
+    pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    result = subprocess.run(command, cwd=side.code_root, env=side.env(), capture_output=True, text=True,
+                            preexec_fn=pin)
     side.seconds.append(time.perf_counter() - start)
     if result.returncode != 0 or not json_path.exists():
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
         raise GateError(
             f"the benchmark run of the {side.label} ({side.code_root}) failed in round {round_index} "
             f"(exit {result.returncode}); rerun it by hand with\n  cd {side.code_root} && "
-            f"PYTHONPATH={side.code_root} {' '.join(pytest_command(json_path, cache_dir, selection, perf_seconds))}\n"
-            f"last output:\n{tail}"
+            f"PYTHONPATH={side.code_root} {' '.join(command)}\nlast output:\n{tail}"
         )
     side.jsons.append(json_path)
     return json_path
@@ -117,17 +154,15 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def interleaved_rounds(a: Side, b: Side, rounds: int, selection: list[str], perf_seconds: float,
-                       progress=None) -> None:
+def interleaved_rounds(a: Side, b: Side, rounds: int, options: SuiteOptions, progress=None) -> None:
     """Rounds A B, B A, A B, ...: each pair back to back, order alternating between pairs."""
     for r in range(rounds):
-        order = (a, b) if r % 2 == 0 else (b, a)
-        for side in order:
-            run_round(side, r, selection, perf_seconds)
+        for side in ((a, b) if r % 2 == 0 else (b, a)):
+            run_round(side, r, options)
             (progress or _say)(f"  round {r + 1}/{rounds} {side.label:<9} {side.seconds[-1]:5.1f} s")
 
 
-def single_rounds(side: Side, rounds: int, selection: list[str], perf_seconds: float, progress=None) -> None:
+def single_rounds(side: Side, rounds: int, options: SuiteOptions, progress=None) -> None:
     for r in range(rounds):
-        run_round(side, r, selection, perf_seconds)
+        run_round(side, r, options)
         (progress or _say)(f"  round {r + 1}/{rounds} {side.label:<9} {side.seconds[-1]:5.1f} s")

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,15 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from bench.gate import compare as cmp
-from bench.gate.interleave import (BENCHMARKS_DIR, REPO_ROOT, SLOWDOWN_ENV, GateError, Side,
-                                   interleaved_rounds, single_rounds, worktree)
+from bench.gate.interleave import (BENCHMARKS_DIR, REPO_ROOT, SLOWDOWN_ENV, TIMERS, GateError, Side,
+                                   SuiteOptions, interleaved_rounds, single_rounds, worktree)
 from bench.gate.table import perf_table
 
 DEFAULT_BASELINE = REPO_ROOT / "results" / "baselines" / "perf.json"
 BASELINE_FORMAT = "imgcls-perf-baseline/1"
-# Full gate: 3 interleaved rounds (6 subprocesses). Quick (CI): 2 rounds, shorter timing windows.
-ROUNDS, QUICK_ROUNDS = 3, 2
-SECONDS, QUICK_SECONDS = 0.5, 0.3
+# Full gate: 4 interleaved rounds (8 subprocesses, ~1.5 min on 2 quiet cores). Quick (CI, and
+# what results/gate proves): 2 rounds (A B, B A) with shorter timing windows, ~40 s.
+ROUNDS, QUICK_ROUNDS = 4, 2
+SECONDS, QUICK_SECONDS = 0.3, 0.2
 
 
 @dataclass
@@ -49,8 +51,18 @@ class GateResult:
         return [c for c in self.comparisons if c.failed]
 
 
-def selection(keyword: str | None) -> list[str]:
-    return [str(BENCHMARKS_DIR)] + (["-k", keyword] if keyword else [])
+def snapshot_suite(work_dir: Path) -> Path:
+    """A copy of benchmarks/ taken at the start, so edits made while the gate runs change nothing."""
+    target = work_dir / "benchmarks"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(BENCHMARKS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def suite(suite_dir: Path = BENCHMARKS_DIR, keyword: str | None = None, seconds: float = SECONDS,
+          threads: int = 1, timer: str = "cpu") -> SuiteOptions:
+    return SuiteOptions(tuple([str(suite_dir)] + (["-k", keyword] if keyword else [])), seconds, threads, timer)
 
 
 def _check_code_root(side: Side, run: cmp.SideRun) -> None:
@@ -64,13 +76,15 @@ def _check_code_root(side: Side, run: cmp.SideRun) -> None:
                             f"working directory's packages take precedence")
 
 
-def run_interleaved(base_root: Path, cand_root: Path, work_dir: Path, *, rounds: int, seconds: float,
-                    keyword: str | None = None, inject: str = "", threshold: float = cmp.DEFAULT_THRESHOLD,
-                    progress=None) -> GateResult:
+def run_interleaved(base_root: Path, cand_root: Path, work_dir: Path, *, rounds: int, options: SuiteOptions,
+                    inject: str = "", threshold: float = cmp.DEFAULT_THRESHOLD, progress=None,
+                    caches: tuple[Path, Path] | None = None) -> GateResult:
+    """`caches`: (base, candidate) setup-artifact directories to reuse, e.g. across proof trials."""
     start = time.perf_counter()
-    base = Side("base", base_root, work_dir / "base")
-    cand = Side("candidate", cand_root, work_dir / "candidate", inject_slowdown=inject)
-    interleaved_rounds(base, cand, rounds, selection(keyword), seconds, progress)
+    base_cache, cand_cache = caches or (None, None)
+    base = Side("base", base_root, work_dir / "base", cache_dir=base_cache)
+    cand = Side("candidate", cand_root, work_dir / "candidate", inject_slowdown=inject, cache_dir=cand_cache)
+    interleaved_rounds(base, cand, rounds, options, progress)
     base_run, cand_run = cmp.collect_rounds(base.jsons), cmp.collect_rounds(cand.jsons)
     _check_code_root(base, base_run)
     _check_code_root(cand, cand_run)
@@ -78,13 +92,12 @@ def run_interleaved(base_root: Path, cand_root: Path, work_dir: Path, *, rounds:
     return GateResult("interleaved", comparisons, time.perf_counter() - start)
 
 
-def run_stored(baseline: Path, cand_root: Path, work_dir: Path, *, rounds: int, seconds: float,
-               keyword: str | None = None, inject: str = "", threshold: float = cmp.DEFAULT_THRESHOLD,
-               progress=None) -> GateResult:
+def run_stored(baseline: Path, cand_root: Path, work_dir: Path, *, rounds: int, options: SuiteOptions,
+               inject: str = "", threshold: float = cmp.DEFAULT_THRESHOLD, progress=None) -> GateResult:
     start = time.perf_counter()
     base_run = load_baseline(baseline)
     cand = Side("candidate", cand_root, work_dir / "candidate", inject_slowdown=inject)
-    single_rounds(cand, rounds, selection(keyword), seconds, progress)
+    single_rounds(cand, rounds, options, progress)
     cand_run = cmp.collect_rounds(cand.jsons)
     _check_code_root(cand, cand_run)
     comparisons = cmp.compare(base_run, cand_run, paired=False, default_threshold=threshold,
@@ -115,19 +128,19 @@ def load_baseline(path: Path) -> cmp.SideRun:
     return cmp.SideRun(samples, info)
 
 
-def save_baseline(path: Path, cand_root: Path, work_dir: Path, *, rounds: int, seconds: float,
-                  keyword: str | None = None, progress=None) -> dict:
+def save_baseline(path: Path, cand_root: Path, work_dir: Path, *, rounds: int, options: SuiteOptions,
+                  progress=None) -> dict:
     cand = Side("candidate", cand_root, work_dir / "candidate")
-    single_rounds(cand, rounds, selection(keyword), seconds, progress)
+    single_rounds(cand, rounds, options, progress)
     run = cmp.collect_rounds(cand.jsons)
     _check_code_root(cand, run)
     machine = json.loads(cand.jsons[-1].read_text()).get("machine_info", {})
     commit = subprocess.run(["git", "-C", str(cand_root), "rev-parse", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    return write_baseline(path, run, machine=machine, commit=commit, seconds=seconds)
+    return write_baseline(path, run, machine=machine, commit=commit, options=options)
 
 
-def write_baseline(path: Path, run: cmp.SideRun, *, machine: dict, commit: str, seconds: float) -> dict:
+def write_baseline(path: Path, run: cmp.SideRun, *, machine: dict, commit: str, options: SuiteOptions) -> dict:
     """Store one side's rounds; samples keep 4 significant digits (far below the noise)."""
     cpu = machine.get("cpu") or {}
     data = {
@@ -136,7 +149,9 @@ def write_baseline(path: Path, run: cmp.SideRun, *, machine: dict, commit: str, 
         "commit": commit,
         "machine": {"node": machine.get("node"), "cpu": cpu.get("brand_raw"), "cpu_count": cpu.get("count"),
                     "python": machine.get("python_version")},
-        "perf_seconds": seconds,
+        "perf_seconds": options.seconds,
+        "threads": options.threads,
+        "timer": options.timer,
         "benchmarks": {
             name: {"info": {k: v for k, v in run.info[name].items() if k != "code_root"},
                    "rounds_s": [[float(f"{x:.4g}") for x in r] for r in rounds]}
@@ -182,8 +197,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float,
                    help=f"timed seconds per benchmark per round (default {SECONDS}, quick {QUICK_SECONDS})")
     p.add_argument("--threshold", type=float, default=cmp.DEFAULT_THRESHOLD,
-                   help="allowed slowdown for benchmarks that set none (default 0.10 = 10%%)")
+                   help="allowed slowdown for benchmarks that set none (default 0.15 = 15%%)")
     p.add_argument("-k", dest="keyword", help="pytest -k expression selecting benchmarks")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads of TF and onnxruntime in the benchmarks (default 1; 0: library default)")
+    p.add_argument("--timer", choices=sorted(TIMERS), default="cpu",
+                   help="cpu: process CPU time (default; robust to a shared machine), wall: elapsed time")
     p.add_argument("--inject-slowdown", metavar="NAME:FRACTION", default="",
                    help=f"add work to the candidate's NAME benchmark (sets {SLOWDOWN_ENV} for the candidate only)")
     p.add_argument("--out", type=Path, help="keep the rounds' JSON and write comparison.csv/.md here")
@@ -192,8 +211,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.rounds = QUICK_ROUNDS if args.quick else ROUNDS
     if args.seconds is None:
         args.seconds = QUICK_SECONDS if args.quick else SECONDS
-    if args.rounds < 1 or args.seconds <= 0 or not 0 < args.threshold < 10:
-        p.error("--rounds must be >= 1, --seconds > 0, and --threshold a fraction such as 0.10")
+    if args.rounds < 1 or args.seconds <= 0 or args.threads < 0 or not 0 < args.threshold < 10:
+        p.error("--rounds must be >= 1, --seconds > 0, --threads >= 0, and --threshold a fraction such as 0.10")
     return args
 
 
@@ -203,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imgcls-perf-")))
             cand_root = stack.enter_context(worktree(REPO_ROOT, args.candidate)) if args.candidate else REPO_ROOT
-            common = dict(rounds=args.rounds, seconds=args.seconds, keyword=args.keyword)
+            work.mkdir(parents=True, exist_ok=True)
+            options = suite(snapshot_suite(work), args.keyword, args.seconds, args.threads, args.timer)
+            common = dict(rounds=args.rounds, options=options)
             if args.save_baseline:
                 print(f"recording a stored baseline of {cand_root}: {args.rounds} rounds", flush=True)
                 save_baseline(args.save_baseline, cand_root, work, **common)
