@@ -31,6 +31,7 @@ Keys (ImageDataGenerator's own names first, then the seed's tf.image operations)
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -172,9 +173,9 @@ def build_augmentation(config: dict[str, Any] | None, seed: int | None = None,
     fill = dict(fill_mode=config.get("fill_mode", "nearest"), fill_value=float(config.get("cval", 0.0)))
     config.pop("fill_mode", None)
     config.pop("cval", None)
-    seeds = iter(range(1000)) if seed is None else iter(range(seed * 1000, seed * 1000 + 1000))
+    seeds = itertools.count(0 if seed is None else seed * 1000)
 
-    def next_seed():
+    def next_seed():  # one seed per layer, so two layers never draw the same numbers
         return None if seed is None else next(seeds)
 
     out: list[keras.layers.Layer] = []
