@@ -35,6 +35,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", choices=("resize", "pad"), help="how --image-size is reached "
                    "(pad: the seed's resize_with_pad)")
     p.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
+    p.add_argument("--weights", help="fine-tuning recipes: backbone weights ('imagenet', 'none' for "
+                                     "random, or a local .h5/.weights.h5 file)")
     p.add_argument("--out", help="run directory (default runs/RECIPE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true", help="tf.config.experimental.enable_op_determinism()")
@@ -108,9 +110,13 @@ def main(argv: list[str] | None = None) -> int:
             recipe = get_recipe(args.recipe)
         except ValueError as exc:
             p.error(str(exc))
+        folder = bool(args.dataset) and Path(args.dataset).expanduser().is_dir()
+        if folder:  # a recipe on your own image folders, e.g. the seed's hotdog recipe
+            recipe = recipe.replace(dataset=args.dataset)
         if (args.model and args.model != recipe.model) or (args.dataset and args.dataset != recipe.dataset):
             p.error(f"recipe {recipe.name!r} trains {recipe.model} on {recipe.dataset}; drop --model/"
-                    "--dataset or pick a recipe for them (python -m bench train recipes)")
+                    "--dataset (or give an image-folder path as --dataset) or pick a recipe for them "
+                    "(python -m bench train recipes)")
     elif args.model and args.dataset:
         recipe = default_recipe(args.model, args.dataset)
     else:
@@ -122,13 +128,19 @@ def main(argv: list[str] | None = None) -> int:
                                 resize_method=args.resize)
     except ValueError as exc:
         p.error(str(exc))
+    if args.weights:
+        if recipe.finetune is None:
+            p.error(f"--weights applies to fine-tuning recipes; {recipe.name!r} trains from scratch")
+        weights = None if args.weights.lower() == "none" else args.weights
+        recipe = recipe.replace(finetune={**recipe.finetune, "weights": weights})
 
+    from bench.data import DataError
     from bench.train.fit import CheckpointMismatch, TrainingDiverged, train
     out = Path(args.out or f"runs/{recipe.name}")
     try:
         train(recipe, out, seed=args.seed, deterministic=args.deterministic, resume=args.resume,
               precision=args.precision, verbose=2 if args.quiet else None)
-    except (TrainingDiverged, CheckpointMismatch, FileExistsError, FileNotFoundError) as exc:
+    except (TrainingDiverged, CheckpointMismatch, DataError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:  # bad input: a model too small for the images, a bad option...
