@@ -179,14 +179,13 @@ def test_same_seed_same_run_through_the_cli(tmp_path):
     assert history(a)[0]["loss"] == history(b)[0]["loss"]
 
 
-def test_image_folders_of_mixed_sizes_train_like_the_seeds_hotdog(tmp_path):
-    """The hotdog recipe's data path: train/<class>/*.jpg, test/<class>/*.jpg of varying sizes."""
+@pytest.fixture(scope="module")
+def catdog_folders(tmp_path_factory):
+    """train/<class>/*.jpg and test/<class>/*.jpg of real CIFAR-10 cats and dogs, mixed sizes."""
     from PIL import Image
 
-    from bench.train.recipes import Recipe
-
     x, y = load_dataset("cifar10").numpy("test")
-    root = tmp_path / "catdog"
+    root = tmp_path_factory.mktemp("catdog")
     for split, (start, n) in {"train": (0, 60), "test": (500, 20)}.items():
         for label, name in ((3, "cat"), (5, "dog")):
             (root / split / name).mkdir(parents=True)
@@ -194,6 +193,14 @@ def test_image_folders_of_mixed_sizes_train_like_the_seeds_hotdog(tmp_path):
             for k, i in enumerate(idx):
                 size = 32 + 8 * (k % 3)  # 32, 40 or 48 pixels: sizes differ, as in hotdog
                 Image.fromarray(x[i]).resize((size, size)).save(root / split / name / f"{k}.jpg")
+    return root
+
+
+def test_image_folders_of_mixed_sizes_train_like_the_seeds_hotdog(catdog_folders, tmp_path):
+    """The hotdog recipe's data path: train/<class>/*.jpg, test/<class>/*.jpg of varying sizes."""
+    from bench.train.recipes import Recipe
+
+    root = catdog_folders
     recipe = Recipe(name="folders", model="small_cnn", dataset=str(root), epochs=1, batch_size=20,
                     image_size=(32, 32), val_fraction=0.0, optimizer="adam", lr=1e-3,
                     model_options={"widths": (8, 8, 8)}, augment={"horizontal_flip": True})
@@ -203,3 +210,18 @@ def test_image_folders_of_mixed_sizes_train_like_the_seeds_hotdog(tmp_path):
     assert record["epochs_done"] == 1 and (tmp_path / "run" / "model.keras").exists()
     with pytest.raises(ValueError, match="val_fraction must be 0"):
         train(recipe.replace(val_fraction=0.1), tmp_path / "run2", verbose=0)
+
+
+def test_seeds_hotdog_resnet50_recipe_runs_on_image_folders(catdog_folders, tmp_path):
+    # the seed's recipe (ResNet50 + Flatten + Dense(2), adam, batch 32) end to end; here without
+    # ImageNet weights (Keras downloads them; no internet) and at 32x32 to stay small
+    from bench.train.cli import main
+
+    out = tmp_path / "hotdog"
+    assert main(["--recipe", "hotdog_resnet50", "--dataset", str(catdog_folders), "--weights", "none",
+                 "--image-size", "32", "--epochs", "1", "--batch-size", "40", "--quiet",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "recipe.json").read_text())
+    assert record["recipe"]["finetune"] == {"backbone": "resnet50", "head": "flatten", "weights": None}
+    assert record["class_names"] == ["cat", "dog"] and record["input_shape"] == [32, 32, 3]
+    assert keras.saving.load_model(out / "model.keras").get_layer("flatten") is not None
