@@ -147,7 +147,9 @@ def environment() -> dict[str, Any]:
         pass
     return {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))}
+            "cpu_count": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
+            # other work on the machine slows a run down: say how busy it was
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
