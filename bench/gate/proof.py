@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.gate import perf
 from bench.gate.compare import CALIBRATION, DEFAULT_THRESHOLD
-from bench.gate.interleave import REPO_ROOT, GateError, worktree
+from bench.gate.interleave import REPO_ROOT, GateError, resolve_revision, worktree
 from bench.gate.table import render
 
 GATED = ["tf_infer[resnet18-b1]", "tf_infer[resnet18-b32]", "tf_infer[googlenet-b1]",
@@ -148,14 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.append:
         for name in ("proof_trials.csv", "proof_benchmarks.csv"):
             (args.out / name).unlink(missing_ok=True)
-    settings = {"revision": args.rev, "rounds": rounds, "seconds per benchmark and round": seconds,
+    try:
+        commit = resolve_revision(REPO_ROOT, args.rev)
+    except GateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = {"revision": f"{args.rev} ({commit[:10]})", "rounds": rounds, "seconds per benchmark and round": seconds,
                 "threads": 1, "timer": "cpu", "injected slowdown": f"{args.fraction:.0%}",
                 "default threshold": f"{DEFAULT_THRESHOLD:.0%}"}
     try:
         with ExitStack() as stack:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imgcls-proof-")))
-            base = stack.enter_context(worktree(REPO_ROOT, args.rev))
-            cand = stack.enter_context(worktree(REPO_ROOT, args.rev))
+            base = stack.enter_context(worktree(REPO_ROOT, commit))
+            cand = stack.enter_context(worktree(REPO_ROOT, commit))
             options = perf.suite(perf.snapshot_suite(work), seconds=seconds)
             for i in range(2 * args.trials):
                 kind = "identity" if i % 2 == 0 else "slowdown"
