@@ -26,6 +26,11 @@ SAVEDMODEL_TOO = {"alexnet", "vgg11", "googlenet", "inception_v2", "resnet18",
                   "efficientnet_lite0_transfer"}
 
 
+# Deeper repeats of blocks another name already covers (resnet18/50, vgg11): marked slow so a
+# quick run (-m "not slow") can skip them; the full suite exports every name.
+DEEPER_REPEATS = {"resnet34", "resnet101", "resnet152", "vgg13", "vgg16", "vgg19"}
+
+
 def smallest_shape(name: str) -> tuple[int, int, int]:
     size = zoo.spec(name).min_input_size
     return (size, size, 3)
@@ -42,7 +47,8 @@ def _inputs(shape, n=3, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0.0, 1.0, (n, *shape)).astype("float32")
 
 
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in DEEPER_REPEATS else n for n in zoo.names()])
 def test_architecture_exports_with_parity(name, tmp_path):
     shape = smallest_shape(name)
     model = zoo.build(name, input_shape=shape, num_classes=CLASSES, **OPTIONS.get(name, {}))
