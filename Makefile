@@ -49,5 +49,13 @@ test: data
 bench: data
 	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)
 
+# Exports every model that `make train` produced, each verified against its own test split.
+artifacts: data
+	@ls runs/*/model.keras >/dev/null 2>&1 || { echo "no runs/*/model.keras yet: run make train first"; exit 1; }
+	@for m in runs/*/model.keras; do \
+	  run=$$(basename $$(dirname $$m)); \
+	  $(PY) -m export $$m --formats savedmodel,onnx,onnx_fp16,onnx_int8 --out artifacts/$$run --overwrite || exit $$?; \
+	done
+
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
