@@ -19,7 +19,7 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup data test bench train artifacts perf-check accuracy-check preview clean help
+.PHONY: setup-gpu setup data test bench train artifacts perf-check perf-check-ci accuracy-check preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
@@ -48,6 +48,18 @@ test: data
 
 bench: data
 	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)
+
+# Perf gate (bench/gate): BASE=REV measures REV in a temporary git worktree, interleaved with this
+# tree; without BASE the stored results/baselines/perf.json. QUICK=1: the CI version (~1 min).
+BASE ?=
+perf-check: setup
+	$(PY) -m bench perf-check $(if $(BASE),--base $(BASE)) $(if $(QUICK),--quick)
+
+perf-check-ci: setup
+	$(PY) -m bench perf-check --quick $(if $(BASE),--base $(BASE))
+
+accuracy-check: setup data
+	$(PY) -m bench accuracy-check
 
 # Exports every model that `make train` produced, each verified against its own test split.
 artifacts: data
