@@ -183,3 +183,28 @@ def test_timed_distributed_step_is_the_fit_step():
     assert int(by_step.optimizer.iterations.numpy()) == 2
     for a, b in zip(by_fit.weights, by_step.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_mirrored_fit_validates_on_a_batch_split_unevenly_between_replicas():
+    # 51 validation images at global batch 128 on 2 replicas: 26 + 25 (Keras' build step used to fail)
+    code = '''
+import numpy as np
+from bench.distribute.strategy import make_strategy
+s = make_strategy("mirrored", cpu_devices=2)
+import keras, tensorflow as tf
+rng = np.random.default_rng(0)
+x, y = rng.random((307, 8), "float32"), rng.integers(0, 3, 307)
+train = tf.data.Dataset.from_tensor_slices((x[:256], y[:256])).batch(128)
+val = tf.data.Dataset.from_tensor_slices((x[256:], y[256:])).batch(128)
+with s.scope():
+    m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    m.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+m.fit(train, validation_data=val, epochs=1, verbose=0, shuffle=False)
+predicted = np.argmax(m.predict(x[256:], verbose=0), -1)
+print("ACC", m.evaluate(val, verbose=0)[1], float(np.mean(predicted == y[256:])))
+'''
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated, direct = map(float, proc.stdout.split("ACC")[1].split())
+    assert evaluated == pytest.approx(direct, abs=1e-6)  # all 51 images counted, none twice

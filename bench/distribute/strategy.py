@@ -143,12 +143,34 @@ def make_strategy(
         return tf.distribute.get_strategy()
     if name == "mirrored":
         if cpu_devices is not None:
-            return tf.distribute.MirroredStrategy(configure_cpu_devices(cpu_devices))
-        return tf.distribute.MirroredStrategy()  # all visible GPUs, else the one CPU
+            return _MirroredStrategy(configure_cpu_devices(cpu_devices))
+        return _MirroredStrategy()  # all visible GPUs, else the one CPU
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout_s)
     return _MultiWorkerMirroredStrategy(
         cluster_resolver=cluster_resolver(cluster, slurm_port_base), communication_options=options
     )
+
+
+class _MirroredStrategy(tf.distribute.MirroredStrategy):
+    """MirroredStrategy that lets Keras 3 build on a batch split unevenly between replicas.
+
+    `fit`/`evaluate` reduce their first data batch across replicas only to learn its shapes
+    (`_maybe_symbolic_build`); a batch smaller than the global batch (a validation set of 51
+    images at global batch 128: 26 + 25) fails there with "Inputs to operation AddN ... must have
+    the same size and shape". For values whose replicas differ in shape, which no reduction could
+    combine, the first replica's value is returned.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        parent = super()
+
+        def one(v):
+            parts = getattr(v, "values", None)
+            if parts and len({tuple(p.shape) for p in parts}) > 1 and axis is None:
+                return parts[0]
+            return parent.reduce(reduce_op, v, axis)
+
+        return tf.nest.map_structure(one, value)
 
 
 class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
