@@ -43,6 +43,11 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
+                   help="tf.distribute strategy (docs/distributed.md); batch and LR are per replica")
+    p.add_argument("--cpu-devices", type=int, help="--strategy mirrored without GPUs: N logical CPU devices")
+    p.add_argument("--lr-scaling", default="linear", choices=("linear", "sqrt", "none"),
+                   help="how the LR follows the global batch (per-replica batch x replicas)")
     p.add_argument("--results", help="also copy recipe.json, history.csv and curves.png here "
                                      "(e.g. results/train/mnist_cnn; checkpoints stay in --out)")
     return p
@@ -105,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = _train_parser()
     args = p.parse_args(argv)
+    from bench.distribute.strategy import make_strategy
+    try:  # first: logical devices and the cluster are fixed when TensorFlow starts
+        strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)
+    except ValueError as exc:
+        p.error(str(exc))
     if args.recipe:
         try:
             recipe = get_recipe(args.recipe)
@@ -139,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"runs/{recipe.name}")
     try:
         train(recipe, out, seed=args.seed, deterministic=args.deterministic, resume=args.resume,
-              precision=args.precision, verbose=2 if args.quiet else None)
+              precision=args.precision, verbose=2 if args.quiet else None,
+              strategy=strategy, lr_scaling=args.lr_scaling)
     except (TrainingDiverged, CheckpointMismatch, DataError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

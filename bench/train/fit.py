@@ -206,13 +206,19 @@ def _start_or_resume(recipe: Recipe, out: Path, fresh: keras.Model, resume: bool
 
 def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
           resume: bool = False, precision: str = "float32", dataset: Any = None,
-          extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None
+          extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None,
+          strategy: tf.distribute.Strategy | None = None, lr_scaling: str = "linear"
           ) -> dict[str, Any]:
     """Runs `recipe` into `out_dir`; returns (and writes) the run record.
 
     Raises TrainingDiverged on a NaN/inf loss (last good checkpoint kept), CheckpointMismatch
     when resuming from a checkpoint of another model.
     """
+    from bench.distribute.strategy import chief_only_path, scale_batch_and_lr, shard_dataset
+    strategy = strategy or tf.distribute.get_strategy()
+    if strategy.num_replicas_in_sync > 1:  # the recipe's batch and LR are per replica
+        scaled = scale_batch_and_lr(recipe.batch_size, recipe.lr, strategy.num_replicas_in_sync, rule=lr_scaling)
+        recipe = recipe.replace(batch_size=scaled.global_batch, lr=scaled.learning_rate)
     out = Path(out_dir)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
@@ -230,14 +236,20 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
     augmentation = build_augmentation(recipe.augment, seed=seed)
     num_outputs = 3 if recipe.model_options.get("aux_outputs") else 1
     splits: Splits = make_splits(dataset, recipe, seed, augmentation, num_outputs)
-    fresh = build_for_recipe(recipe, splits.input_shape, splits.num_classes)
+    splits.train = shard_dataset(splits.train, strategy)  # each worker keeps its part of every global batch
+    splits.val = shard_dataset(splits.val, strategy) if splits.val is not None else None
+    with strategy.scope():  # model, optimizer and metric variables are created mirrored
+        fresh = build_for_recipe(recipe, splits.input_shape, splits.num_classes)
     phase1_epochs = recipe.epochs
     ft = recipe.finetune or {}
     total_epochs = phase1_epochs + int(ft.get("phase2_epochs", 0))
 
-    model, state = _start_or_resume(recipe, out, fresh, resume, seed,
-                                    splits.steps_per_epoch * phase1_epochs)
+    with strategy.scope():  # a loaded checkpoint and the optimizer are mirrored too
+        model, state = _start_or_resume(recipe, out, fresh, resume, seed,
+                                        splits.steps_per_epoch * phase1_epochs)
     initial_epoch = int(state["epoch"])
+    out = Path(chief_only_path(out, strategy))  # all read the chief's run; only the chief writes into it
+    out.mkdir(parents=True, exist_ok=True)
 
     nan_stop = NonFiniteLossStop()
     budget = TimeBudget(recipe.time_budget_s, state["train_time_s"]) if recipe.time_budget_s else None
@@ -259,8 +271,9 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
         if int(state["epoch"]) <= phase1_epochs:  # entering phase 2 (not resuming inside it)
             from zoo import transfer
             transfer.unfreeze_top(model, int(ft["phase2_unfreeze"]))
-            compile_model(model, recipe.replace(epochs=int(ft["phase2_epochs"]), schedule="constant"),
-                          splits.steps_per_epoch * int(ft["phase2_epochs"]), lr=ft.get("phase2_lr"))
+            with strategy.scope():
+                compile_model(model, recipe.replace(epochs=int(ft["phase2_epochs"]), schedule="constant"),
+                              splits.steps_per_epoch * int(ft["phase2_epochs"]), lr=ft.get("phase2_lr"))
         fit(model, max(int(state["epoch"]), phase1_epochs), total_epochs)
 
     record = {"recipe": recipe.to_dict(), "seed": seed, "deterministic": deterministic,
