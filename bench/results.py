@@ -15,6 +15,7 @@ import numpy as np
 COLUMNS: dict[str, type] = {
     "model": str, "dataset": str, "task": str, "engine": str, "device": str, "precision": str,
     "xla": bool, "batch_size": int, "pipeline": str, "input_shape": str,
+    "strategy": str, "replicas": int, "global_batch": int,
     "images_per_sec": float,
     "latency_ms_p50": float, "latency_ms_p90": float, "latency_ms_p99": float,
     "latency_ms_mean": float, "latency_ms_std": float, "latency_ms_min": float,

@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("--fresh", action="store_true", help="delete earlier results in --out and start clean")
     p.add_argument("--no-overhead-check", action="store_true", help="skip the harness-overhead measurement")
     p.add_argument("--report-only", action="store_true", help="only re-render report.md and plots from --out")
+    p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
+                   help="tf.distribute strategy for the train cells; batch sizes are per replica")
+    p.add_argument("--cpu-devices", type=int, help="--strategy mirrored without GPUs: N logical CPU devices")
     p.add_argument("--dry-run", action="store_true", help="validate and list the cells, measure nothing")
     return p
 
@@ -119,6 +122,12 @@ def _duration(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    from bench.distribute.strategy import make_strategy
+    try:  # first: logical devices and the cluster are fixed when TensorFlow starts
+        strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         matrix = build_matrix(args)
         out = args.out or Path("results") / matrix.name
@@ -147,13 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     except mx.MatrixError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return run(matrix, out, device, argv, fresh=args.fresh)
+    from bench.distribute.strategy import chief_only_path
+    out = Path(chief_only_path(out, strategy))  # multiworker: only the chief writes into --out
+    return run(matrix, out, device, argv, fresh=args.fresh, strategy=strategy, strategy_name=args.strategy)
 
 
-def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool = False) -> int:
+def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool = False,
+        strategy=None, strategy_name: str = "default") -> int:
     results = ResultsFile(out)
     try:
-        return _run(matrix, out, device, argv, fresh, results)
+        return _run(matrix, out, device, argv, fresh, results, strategy, strategy_name)
     except KeyboardInterrupt:
         kept = len(results.read()) if results.exists() else 0
         print(f"\ninterrupted: {kept} rows kept in {results.csv_path}; "
@@ -161,7 +173,8 @@ def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool 
         return 130
 
 
-def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool, results: ResultsFile) -> int:
+def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool, results: ResultsFile,
+         strategy=None, strategy_name: str = "default") -> int:
     from bench import report
     from bench.measure import environment
     from bench.measure.cells import CellRunner
@@ -195,7 +208,8 @@ def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool
         print(f"resuming: {len(todo) - len(pending)} of {len(todo)} cells already on disk", file=sys.stderr)
     common = row_fields(env)
     with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as workdir:
-        runner = CellRunner(matrix, env["peak_matmul_flops_per_sec"], Path(workdir))
+        runner = CellRunner(matrix, env["peak_matmul_flops_per_sec"], Path(workdir), strategy=strategy,
+                            strategy_name=strategy_name)
         started = time.perf_counter()
         try:
             for i, cell in enumerate(pending, 1):

@@ -23,8 +23,11 @@ TRAIN_FLOPS_FACTOR = 3.0
 
 
 class CellRunner:
-    def __init__(self, matrix: Matrix, peaks: dict[str, float], workdir: Path, log=sys.stderr):
+    def __init__(self, matrix: Matrix, peaks: dict[str, float], workdir: Path, log=sys.stderr,
+                 strategy=None, strategy_name: str = "default"):
         self.matrix = matrix
+        # tf.distribute strategy for training cells (bench.distribute.strategy.make_strategy); None: one device
+        self.strategy, self.strategy_name = strategy, strategy_name
         self.peaks = peaks
         self.workdir = workdir
         self.log = log
@@ -146,6 +149,8 @@ class CellRunner:
     def _train(self, cell: Cell) -> dict[str, Any]:
         m = self.matrix
         self.release()  # a fresh model per cell: compile options and optimizer state differ
+        if self.strategy_name != "default":
+            return self._train_distributed(cell)
         with precision_policy(cell.precision):
             model = self.build(cell)
             compile_for_training(model, jit_compile=cell.xla)
@@ -156,11 +161,44 @@ class CellRunner:
                                                 steps=m.train_steps, time_budget_s=m.train_time_budget_s,
                                                 min_steps=m.train_min_steps)
         info = self.model_info(cell, model)
-        row = {**timing.summary(cell.batch_size), "repeats": timing.repeats, "warmup": timing.warmup, **info}
+        row = {**timing.summary(cell.batch_size), "repeats": timing.repeats, "warmup": timing.warmup, **info,
+               "strategy": "default", "replicas": 1, "global_batch": cell.batch_size}
         flops = info["flops_per_image"] * TRAIN_FLOPS_FACTOR if info["flops_per_image"] else None
         row.update(self._efficiency(flops, row["images_per_sec"], "xla" if cell.xla else "tf"))
         if retraces:
             row.update(status="failed", reason=f"train step retraced {retraces}x inside the timed steps")
+        return row
+
+    def _train_distributed(self, cell: Cell) -> dict[str, Any]:
+        """Training throughput under the strategy: the cell's batch size per replica, the global batch
+        split across replicas, gradients all-reduced. A fixed step count (train_steps, else min_steps):
+        under multiworker every worker must run exactly as many collective steps."""
+        import tensorflow as tf
+
+        from bench.distribute.step import distributed_train_step
+
+        m, strategy = self.matrix, self.strategy
+        replicas = strategy.num_replicas_in_sync
+        global_batch = cell.batch_size * replicas
+        shape = self.input_shape(cell)
+        with precision_policy(cell.precision):
+            with strategy.scope():
+                model = self.build(cell)
+                compile_for_training(model, jit_compile=cell.xla)
+            if cell.pipeline == "synthetic":
+                ds = tf.data.Dataset.from_tensors(batch_source("synthetic", dataset=self.dataset(cell.dataset),
+                                                               batch_size=global_batch, input_shape=shape)())
+            else:
+                ds = self.dataset(cell.dataset).pipeline("train", global_batch, image_size=shape[:2], channels=shape[2],
+                                                         shuffle=True, seed=0, drop_remainder=True)
+            step = distributed_train_step(strategy, model, ds)
+            timing = time_calls(lambda _: step(), None, warmup=max(m.train_warmup_steps, 1),
+                                repeats=m.train_steps or m.train_min_steps)
+        info = self.model_info(cell, model)
+        row = {**timing.summary(global_batch), "repeats": timing.repeats, "warmup": timing.warmup, **info,
+               "strategy": self.strategy_name, "replicas": replicas, "global_batch": global_batch}
+        flops = info["flops_per_image"] * TRAIN_FLOPS_FACTOR if info["flops_per_image"] else None
+        row.update(self._efficiency(flops, row["images_per_sec"], "xla" if cell.xla else "tf"))
         return row
 
     def _accuracy(self, cell: Cell) -> dict[str, Any]:
