@@ -19,7 +19,7 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup data test bench train artifacts perf-check perf-check-ci accuracy-check preview clean help
+.PHONY: setup-gpu setup data test bench train artifacts perf-check perf-check-ci accuracy-check distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
@@ -64,6 +64,10 @@ perf-check-ci: setup
 
 accuracy-check: setup data
 	$(PY) -m bench accuracy-check
+
+# Scaling efficiency of tf.distribute on this machine (logical CPU devices, local workers).
+distribute-scaling: data
+	$(PY) -m bench.distribute.scaling --out results/distribute --repeats 5 --intra-op-threads 0 1
 
 # Exports every model that `make train` produced, each verified against its own test split.
 artifacts: data
