@@ -215,8 +215,10 @@ def write(out: str | Path) -> Path:
               "`images_per_sec` = batch / mean latency; `peak_fraction` = achieved FLOP/s / the same engine "
               "family's large-matmul rate; training FLOPs count 3x the forward pass; `peak_memory_mb` is the "
               "peak RSS of the whole benchmark process sampled during the cell (the first cell of an engine and model "
-              "also holds its export/conversion). A `peak_fraction` above 1 means "
-              "the matmul roof was measured while other processes held the CPU (a busy machine).", ""]
+              "also holds its export/conversion). The roof is one measured n x n matmul, not the hardware's "
+              "peak, and the profiler's FLOPs include cheap elementwise work (BatchNorm, ReLU, adds), so a "
+              "`peak_fraction` slightly above 1 is possible on a quiet machine; on a busy one the roof itself "
+              "may have been measured low.", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
