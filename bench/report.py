@@ -194,6 +194,13 @@ def write(out: str | Path) -> Path:
                        "peak_fraction", "peak_memory_mb"]]), "",
                   "![latency vs batch size](latency_vs_batch.png)", "",
                   "![throughput vs batch size](throughput_vs_batch.png)", ""]
+        converted = infer.dropna(subset=["conversion_s"]) if "conversion_s" in infer else infer.iloc[:0]
+        if len(converted):
+            conv = (converted.groupby(["model", "dataset", "precision", "input_shape", "engine"], as_index=False)
+                    ["conversion_s"].first())
+            lines += ["## Export and conversion time", "",
+                      "Seconds to export the Keras model (SavedModel) or convert it with tf2onnx (ONNX), once per "
+                      "model and engine, outside every timed loop.", "", md_table(conv), ""]
         _plot_lines(infer, "latency_ms_p50", "latency p50 (ms)", out / "latency_vs_batch.png", logy=True)
         _plot_lines(infer, "images_per_sec", "images/sec", out / "throughput_vs_batch.png", logy=True)
     if len(train):

@@ -19,7 +19,7 @@ COLUMNS: dict[str, type] = {
     "images_per_sec": float,
     "latency_ms_p50": float, "latency_ms_p90": float, "latency_ms_p99": float,
     "latency_ms_mean": float, "latency_ms_std": float, "latency_ms_min": float,
-    "repeats": int, "warmup": int,
+    "repeats": int, "warmup": int, "conversion_s": float,
     "top1": float, "top5": float, "examples": int, "checkpoint": str,
     "params": int, "flops_per_image": float, "achieved_flops_per_sec": float,
     "peak_flops_per_sec": float, "peak_fraction": float,

@@ -139,7 +139,7 @@ class CellRunner:
                             **self._timing_kwargs())
         traces.append(engine.tracing_count())
         row = {**timing.summary(cell.batch_size), "repeats": timing.repeats, "warmup": timing.warmup,
-               **self._model_info}
+               "conversion_s": engine.conversion_s, **self._model_info}
         row.update(self._efficiency(row["flops_per_image"], row["images_per_sec"], engine.peak_family))
         if traces[0] is not None and traces[1] != traces[0]:
             row.update(status="failed", reason=f"retraced {traces[1] - traces[0]}x inside the timed loop; "

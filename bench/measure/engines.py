@@ -7,6 +7,7 @@ The timer (`timing.time_calls`) knows nothing about engines, and engines know no
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,8 +21,9 @@ def tf_device_name(device: str) -> str:
 
 def _first_output(outputs: Any) -> Any:
     # Models with several outputs (GoogLeNet with aux heads) or dict signatures: measure the main one.
-    if isinstance(outputs, dict):
-        outputs = outputs[sorted(outputs)[0]]
+    if isinstance(outputs, dict):  # export names the main output first and the heads aux1, aux2...
+        main = [k for k in outputs if not k.startswith("aux")]
+        outputs = outputs[sorted(main or outputs)[0]]
     if isinstance(outputs, (list, tuple)):
         outputs = outputs[0]
     return outputs
@@ -38,6 +40,9 @@ class Engine:
         self.device = device
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bench-engine-"))
         self._model = None
+        # Seconds spent exporting/converting the current model (SavedModel, ONNX); None for engines
+        # that run the Keras model as it is.
+        self.conversion_s: float | None = None
 
     @classmethod
     def availability(cls, device: str, precision: str = "fp32") -> tuple[bool, str]:
@@ -121,7 +126,9 @@ class SavedModel(Engine):
 
         if self._model is not model:  # export once per model; the signature has a dynamic batch dim
             path = self.workdir / f"savedmodel-{id(model):x}"
+            started = time.perf_counter()
             export_savedmodel(model, path)
+            self.conversion_s = time.perf_counter() - started
             self._loaded = tf.saved_model.load(str(path))
             # the export package's endpoint, Keras' default endpoint, or the signature
             self._fn = (getattr(self._loaded, "serving_default", None) or getattr(self._loaded, "serve", None)
@@ -159,7 +166,9 @@ class OnnxRuntime(Engine):
 
         if self._model is not model:  # convert once per model; the ONNX graph has a dynamic batch dim
             path = self.workdir / f"model-{id(model):x}.onnx"
+            started = time.perf_counter()
             export_onnx(model, path)
+            self.conversion_s = time.perf_counter() - started
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             self._session = ort.InferenceSession(str(path), options, providers=[self.provider])
@@ -183,27 +192,12 @@ ENGINES: dict[str, type[Engine]] = {
 
 
 def export_savedmodel(model, path: Path) -> None:
-    """The export package's converter when present; Keras' own export otherwise."""
-    try:
-        from export.convert import to_savedmodel
-    except ImportError:
-        model.export(str(path), format="tf_saved_model", verbose=False)
-    else:
-        to_savedmodel(model, str(path))
+    from export.convert import to_savedmodel
+
+    to_savedmodel(model, str(path))
 
 
 def export_onnx(model, path: Path, opset: int = 17) -> None:
-    """The export package's converter when present; tf2onnx.from_function otherwise (from_keras is
-    unreliable with Keras 3)."""
-    try:
-        from export.convert import to_onnx
-    except ImportError:
-        import tensorflow as tf
-        import tf2onnx
+    from export.convert import to_onnx
 
-        shape = (None, *model.inputs[0].shape[1:])
-        spec = [tf.TensorSpec(shape, tf.float32, name="input")]
-        fn = tf.function(lambda x: _first_output(model(x, training=False)), input_signature=spec)
-        tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=str(path))
-    else:
-        to_onnx(model, str(path), opset=opset)
+    to_onnx(model, str(path), opset=opset)
