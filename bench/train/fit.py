@@ -44,6 +44,11 @@ class CheckpointMismatch(ValueError):
     pass
 
 
+def _tf_class_name(strategy) -> str:
+    """TensorFlow's own strategy class (bench.distribute wraps some in subclasses that fix Keras bugs)."""
+    return next(c.__name__ for c in type(strategy).__mro__ if c.__module__.startswith("tensorflow"))
+
+
 def set_seeds(seed: int, deterministic: bool) -> None:
     keras.utils.set_random_seed(seed)  # python, numpy and TensorFlow
     if deterministic:
@@ -281,7 +286,10 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
               "class_names": splits.class_names, "input_shape": list(splits.input_shape),
               "parameters": int(model.count_params()), "environment": environment(),
               "epochs_done": int(state["epoch"]), "train_time_s": state["train_time_s"],
-              "best_epoch": state["best_epoch"], "best_val_top1": state["best"]}
+              "best_epoch": state["best_epoch"], "best_val_top1": state["best"],
+              # the recipe above is already per-replica-scaled: batch_size is the global batch
+              "strategy": _tf_class_name(strategy), "replicas": int(strategy.num_replicas_in_sync),
+              "lr_scaling": lr_scaling if strategy.num_replicas_in_sync > 1 else None}
     if nan_stop.diverged_at is not None:
         epoch, batch, loss = nan_stop.diverged_at
         kept = (f"the last good checkpoint {out / 'last.keras'} (epoch {state['epoch']}) is kept"
