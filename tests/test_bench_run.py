@@ -123,8 +123,12 @@ def _rows(csv_path: Path) -> list[dict[str, str]]:
 
 def _start(matrix: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # A shell running us in the background (`cmd &` without job control) starts children with SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: restore the default so Ctrl-C
+    # reaches the run as it does from a terminal.
     return subprocess.Popen([sys.executable, "-m", "bench", "run", "--matrix", str(matrix), "--out", str(out), *extra],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_rows(proc: subprocess.Popen, csv_path: Path, n: int, timeout_s: float = 240) -> None:
