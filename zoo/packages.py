@@ -59,13 +59,22 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.remove(tmp)
 
 
-def _run(cmd: list[str], cwd: Path, what: str) -> None:
+CLIENT_TIMEOUT_S = 900
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess:
+    """Runs a registry client; raises FetchError naming the client when it is missing, hangs or
+    fails. The clients talk to whatever registry the machine is configured for."""
     if shutil.which(cmd[0]) is None and not os.path.isabs(cmd[0]):
         raise FetchError(f"cannot fetch {what}: the `{cmd[0]}` client is not installed.")
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        raise FetchError(f"cannot fetch {what}: `{' '.join(cmd)}` timed out after {CLIENT_TIMEOUT_S} s") from e
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:] or [f"exit status {proc.returncode}, no output"]
         raise FetchError(f"cannot fetch {what}: `{' '.join(cmd)}` failed:\n  " + "\n  ".join(tail))
+    return proc
 
 
 def _single_new_file(directory: Path, pattern: str, what: str) -> Path:
@@ -90,11 +99,25 @@ def pip_download(requirement: str, dest_dir: Path) -> Path:
         return _move_into(_single_new_file(Path(tmp), "*.whl", f"PyPI {requirement}"), dest_dir)
 
 
-def apt_download(package: str, dest_dir: Path) -> Path:
-    """`apt-get download package` into dest_dir; returns the .deb (not installed)."""
+def apt_download(package: str, dest_dir: Path, version: str | None = None) -> Path:
+    """`apt-get download package[=version]` into dest_dir; returns the .deb (not installed).
+
+    Without package lists apt cannot locate anything: as root, `apt-get update` runs once and
+    the download is retried; otherwise the error says to run it.
+    """
+    spec = f"{package}={version}" if version else package
+    what = f"Debian {spec}"
     with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp:
-        _run(["apt-get", "download", package], Path(tmp), f"Debian {package}")
-        return _move_into(_single_new_file(Path(tmp), "*.deb", f"Debian {package}"), dest_dir)
+        try:
+            _run(["apt-get", "download", spec], Path(tmp), what)
+        except FetchError as e:
+            if "Unable to locate" not in str(e):
+                raise
+            if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+                raise FetchError(f"{e}\napt has no package lists: run `sudo apt-get update` and retry") from e
+            _run(["apt-get", "update"], Path(tmp), "apt package lists")
+            _run(["apt-get", "download", spec], Path(tmp), what)
+        return _move_into(_single_new_file(Path(tmp), "*.deb", what), dest_dir)
 
 
 def _ensure(directory: Path) -> Path:
@@ -138,7 +161,16 @@ def _copy_member(archive: Path, member: str, tmp: Path) -> None:
                 shutil.copyfileobj(src, out)
     elif name.endswith(".deb"):
         with tempfile.TemporaryDirectory(dir=tmp.parent) as root:
-            _run(["dpkg-deb", "-x", str(archive), root], tmp.parent, f"{member} from {name}")
+            deb_extract(archive, Path(root))
             shutil.copyfile(Path(root) / member.lstrip("/"), tmp)
     else:
         raise FetchError(f"{archive}: unknown archive type (expected .whl, .zip, .tgz or .deb)")
+
+
+def deb_extract(deb: Path, dest: Path) -> Path:
+    """Unpacks a .deb's files under `dest` (`dpkg-deb -x`, else `dpkg -x`) without installing it."""
+    tool = next((t for t in ("dpkg-deb", "dpkg") if shutil.which(t)), None)
+    if tool is None:
+        raise FetchError(f"cannot unpack {deb.name}: neither `dpkg-deb` nor `dpkg` is installed")
+    _run([tool, "-x", str(deb), str(dest)], dest.parent, f"the files of {deb.name}")
+    return dest
