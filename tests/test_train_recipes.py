@@ -31,8 +31,8 @@ def test_every_recipe_is_valid_and_names_a_known_model(name):
 
 def test_required_recipes_exist():
     names = set(recipe_names())
-    assert {"mnist_cnn", "mnist_alexnet", "fashion_mnist_cnn", "cifar10_resnet18",
-            "cifar10_resnet18_cpu", "cifar100_resnet18", "cifar10_googlenet",
+    assert {"mnist_cnn", "mnist_alexnet", "fashion_mnist_airbench", "cifar10_resnet18",
+            "cifar10_airbench_cpu", "cifar100_resnet18", "cifar10_googlenet",
             "catdog_efficientnet_lite0_finetune", "catdog_efficientnet_lite0_scratch",
             "hotdog_resnet50"} <= names
     seed = get_recipe("mnist_alexnet")  # the seed's: SGD 0.01, no momentum, batch 128, pad to 227
@@ -45,6 +45,7 @@ def test_required_recipes_exist():
     (dict(optimizer="rmsprop"), "optimizer 'rmsprop'"),
     (dict(schedule="step"), "schedule 'step'"),
     (dict(label_smoothing=1.5), "label_smoothing"),
+    (dict(schedule="warmup_cosine", warmup_epochs=2), "warmup_epochs (2) must be less than epochs (1)"),
     (dict(augment={"rotate": 5}), "unknown augmentation option"),
     (dict(finetune={"backbone": "efficientnet_lite0", "layers": 3}), "unknown finetune keys"),
 ])
@@ -124,7 +125,7 @@ def test_cli_errors_are_clear(capsys, tmp_path):
         main(["--recipe", "mnist_cnn", "--dataset", "cifar10"])
     assert "trains small_cnn on mnist" in capsys.readouterr().err
     assert main(["recipes"]) == 0
-    assert "cifar10_resnet18_cpu" in capsys.readouterr().out
+    assert "cifar10_airbench_cpu" in capsys.readouterr().out
 
 
 def test_augment_preview_png(tmp_path):

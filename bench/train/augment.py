@@ -162,6 +162,17 @@ def _check(config: dict[str, Any]) -> None:
 
 def build_augmentation(config: dict[str, Any] | None, seed: int | None = None,
                        name: str = "augmentation") -> keras.Sequential | None:
+    """See `_build`; the layers always compute in float32, whatever the global mixed-precision
+    policy: they are input-pipeline work on float32 batches, not part of the model."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return _build(config, seed, name)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def _build(config: dict[str, Any] | None, seed: int | None, name: str) -> keras.Sequential | None:
     """A Sequential of preprocessing layers for `config` (see the module table); None if empty.
 
     Layers run in a fixed order: rescale, geometry (crop, rotation, shift, shear, zoom, flips),

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.train.recipes import RECIPES, default_recipe, get_recipe, recipe_names
+from bench.train.recipes import PRECISIONS, RECIPES, default_recipe, get_recipe, recipe_names
 
 SEED_AUGMENT = {"rotation_range": 20, "width_shift_range": 0.1, "height_shift_range": 0.1,
                 "shear_range": 10, "zoom_range": 0.1, "horizontal_flip": True}
@@ -41,7 +41,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true", help="tf.config.experimental.enable_op_determinism()")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--precision", choices=PRECISIONS, help="default: the recipe's (mostly float32)")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute strategy (docs/distributed.md); batch and LR are per replica")

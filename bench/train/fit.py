@@ -28,11 +28,10 @@ from bench.train.augment import build_augmentation
 from bench.train.callbacks import (EpochCheckpoint, HistoryCSV, NonFiniteLossStop, TimeBudget,
                                    atomic_write_text, read_history)
 from bench.train.models import build_model
-from bench.train.recipes import Recipe
+from bench.train.recipes import PRECISIONS, Recipe
 from bench.train.schedules import make_schedule
 from bench.train.splits import SPLIT_SEED, Splits, make_splits
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 NO_DECAY = ["bias", "gamma", "beta"]  # biases and batch-norm scales/offsets are not decayed
 
 
@@ -209,24 +208,47 @@ def _start_or_resume(recipe: Recipe, out: Path, fresh: keras.Model, resume: bool
     return fresh, state
 
 
-def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
-          resume: bool = False, precision: str = "float32", dataset: Any = None,
-          extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None,
-          strategy: tf.distribute.Strategy | None = None, lr_scaling: str = "linear"
-          ) -> dict[str, Any]:
+def train(recipe: Recipe, out_dir: Path | str, **options: Any) -> dict[str, Any]:
     """Runs `recipe` into `out_dir`; returns (and writes) the run record.
 
+    Options: seed, deterministic, resume, precision (None: the recipe's), dataset (a loaded
+    `bench.data` dataset), extra_callbacks, verbose, strategy, lr_scaling.
     Raises TrainingDiverged on a NaN/inf loss (last good checkpoint kept), CheckpointMismatch
-    when resuming from a checkpoint of another model.
+    when resuming from a checkpoint of another model. The global Keras dtype policy is restored
+    afterwards, so a mixed-precision run does not leak into the caller's next model.
     """
+    policy = keras.config.dtype_policy()
+    try:
+        return _train(recipe, out_dir, **options)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def float32_copy(model: keras.Model, recipe: Recipe, input_shape: tuple[int, int, int],
+                 num_classes: int) -> keras.Model:
+    """`model` rebuilt under the float32 policy with the same weights: a mixed-precision run's
+    variables are float32 already, and the exported model then computes in float32 everywhere."""
+    keras.config.set_dtype_policy("float32")
+    copy = build_for_recipe(recipe, input_shape, num_classes)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
+           resume: bool = False, precision: str | None = None, dataset: Any = None,
+           extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None,
+           strategy: tf.distribute.Strategy | None = None, lr_scaling: str = "linear"
+           ) -> dict[str, Any]:
     from bench.distribute.strategy import chief_only_path, scale_batch_and_lr, shard_dataset
     strategy = strategy or tf.distribute.get_strategy()
     if strategy.num_replicas_in_sync > 1:  # the recipe's batch and LR are per replica
         scaled = scale_batch_and_lr(recipe.batch_size, recipe.lr, strategy.num_replicas_in_sync, rule=lr_scaling)
         recipe = recipe.replace(batch_size=scaled.global_batch, lr=scaled.learning_rate)
     out = Path(out_dir)
+    precision = precision or recipe.precision  # None: the recipe's
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    recipe = recipe.replace(precision=precision)  # recipe.json records what ran
     if not resume and (out / "last.keras").exists():
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
                               "or choose another --out directory")
@@ -307,6 +329,8 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
     final = model  # the best epoch on validation, which is often the last
     if (out / "best.keras").exists() and state["best_epoch"] != state["epoch"]:
         final = keras.saving.load_model(out / "best.keras")
+    if precision != "float32":  # test and save what gets exported
+        final = float32_copy(final, recipe, splits.input_shape, splits.num_classes)
     record["test_top1"] = round(top1(final, splits.test), 5)
     record["test_top1_last"] = round(top1(model, splits.test), 5) if final is not model else record["test_top1"]
     inference_model(final).save(out / "model.keras")

@@ -34,7 +34,37 @@ def small_cnn(input_shape: tuple[int, int, int], num_classes: int,
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
-LOCAL_MODELS = {"small_cnn": small_cnn}
+def airbench_net(input_shape: tuple[int, int, int], num_classes: int,
+                 classifier_activation: str | None = "softmax", *,
+                 widths: tuple[int, int, int] = (64, 256, 256), stem_filters: int = 24) -> keras.Model:
+    """The network of Keller Jordan's airbench94 (2024; after Page's ResNet-9 and hlb-cifar10):
+    a 2x2 stem conv, then three groups of conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU,
+    global max-pool and a linear classifier; 2.0M parameters, 0.12 GMACs at 32x32.
+
+    airbench freezes its stem to a whitening transform computed from the data; here the stem is
+    an ordinary trainable conv so the model needs nothing but its input shape. BN momentum 0.6
+    (airbench's; PyTorch 0.4) lets the moving statistics follow the fast one-cycle schedule.
+    """
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(stem_filters, 2, padding="valid", name="stem_conv")(inputs)
+    x = layers.Activation("gelu", name="stem_gelu")(x)
+    for group, filters in enumerate(widths, start=1):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{group}_conv1")(x)
+        x = layers.MaxPooling2D(2, name=f"group{group}_pool")(x)
+        for i in (1, 2):
+            if i == 2:
+                x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{group}_conv2")(x)
+            x = layers.BatchNormalization(momentum=0.6, name=f"group{group}_bn{i}")(x)
+            x = layers.Activation("gelu", name=f"group{group}_gelu{i}")(x)
+    x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    x = layers.Dense(num_classes, use_bias=False, name="logits")(x)
+    # airbench's 1/9: max-pooled features are large, and unscaled logits saturate the softmax
+    x = layers.Rescaling(1.0 / 9.0, name="logit_scale")(x)
+    outputs = layers.Activation(classifier_activation or "linear", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="airbench_net")
+
+
+LOCAL_MODELS = {"small_cnn": small_cnn, "airbench_net": airbench_net}
 
 
 def model_names() -> list[str]:
