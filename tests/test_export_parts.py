@@ -117,3 +117,23 @@ def test_tf_free_resize_equals_tf_image(src, dst):
     x = np.random.default_rng(1).uniform(0, 1, (*src, 3)).astype("float32")
     np.testing.assert_allclose(bilinear_resize(x, *dst), tf.image.resize(x, dst).numpy(), atol=1e-5)
     np.testing.assert_allclose(resize_with_pad(x, *dst), tf.image.resize_with_pad(x, *dst).numpy(), atol=1e-5)
+
+
+def test_exact_gelu_converts_to_onnx_through_erf(tmp_path):
+    # Keras 3's exact GELU uses TF's Erfc, which tf2onnx 1.17 cannot convert on its own
+    import onnxruntime as ort
+
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Dense(32, activation="gelu")(keras.layers.Flatten()(inputs))
+    outputs = keras.layers.Activation(lambda t: keras.activations.gelu(t, approximate=False))(
+        keras.layers.Dense(8)(x))
+    model = keras.Model(inputs, outputs)
+    path = convert.to_onnx(model, tmp_path / "gelu.onnx", kind="logits")
+    ops = {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
+    assert "Erf" in ops and "Erfc" not in ops
+    # spans both tails of GELU, where erfc is near 0 and near 2
+    x = np.concatenate([np.linspace(-12, 12, 16 * 64, dtype="float32").reshape(64, 4, 4, 1),
+                        np.random.default_rng(0).normal(0, 3, (64, 4, 4, 1)).astype("float32")])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, np.asarray(model(x)), atol=2e-5, rtol=1e-5)
