@@ -50,8 +50,10 @@ bench: data
 	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)
 
 # Trains the MNIST recipe; rerunning continues an interrupted run or re-evaluates a finished one.
+# RECIPE=NAME picks another recipe (python -m bench train recipes lists them)
+RECIPE ?= mnist_cnn
 train: data
-	$(PY) -m bench train --recipe mnist_cnn --out runs/mnist_cnn --resume --quiet --results results/train/mnist_cnn
+	$(PY) -m bench train --recipe $(RECIPE) --out runs/$(RECIPE) --resume --quiet --results results/train/$(RECIPE)
 
 # Perf gate (bench/gate): BASE=REV measures REV in a temporary git worktree, interleaved with this
 # tree; without BASE the stored results/baselines/perf.json. QUICK=1: the CI version (~1 min).
