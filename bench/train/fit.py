@@ -31,6 +31,7 @@ from bench.train.models import build_model
 from bench.train.recipes import PRECISIONS, Recipe
 from bench.train.schedules import make_schedule
 from bench.train.splits import SPLIT_SEED, Splits, make_splits
+from export import checkpoint
 
 NO_DECAY = ["bias", "gamma", "beta"]  # biases and batch-norm scales/offsets are not decayed
 
@@ -94,13 +95,6 @@ def build_for_recipe(recipe: Recipe, input_shape: tuple[int, int, int], num_clas
                                          num_classes=num_classes, **options)
 
 
-def inference_model(model: keras.Model) -> keras.Model:
-    """The model to export: the main output only for multi-output (GoogLeNet) training models."""
-    if len(model.outputs) == 1:
-        return model
-    return keras.Model(model.inputs, model.outputs[0], name=model.name)
-
-
 def _describe(model: keras.Model) -> str:
     shapes = [tuple(o.shape[1:]) for o in model.outputs]
     return (f"'{model.name}' with input {tuple(model.inputs[0].shape[1:])}, outputs {shapes}, "
@@ -136,8 +130,10 @@ def top1(model: keras.Model, ds: tf.data.Dataset) -> float:
     correct = total = 0
     for x, y in ds:
         p = model(x, training=False)
-        if isinstance(p, (list, tuple)):
-            p, y = p[0], y[0]
+        if isinstance(p, (list, tuple)):  # GoogLeNet's training model: main output first
+            p = p[0]
+        if isinstance(y, (list, tuple)):  # one target per output
+            y = y[0]
         correct += int(np.sum(np.argmax(np.asarray(p), -1) == np.argmax(np.asarray(y), -1)))
         total += int(x.shape[0])
     return correct / max(total, 1)
@@ -222,16 +218,6 @@ def train(recipe: Recipe, out_dir: Path | str, **options: Any) -> dict[str, Any]
         return _train(recipe, out_dir, **options)
     finally:
         keras.config.set_dtype_policy(policy)
-
-
-def float32_copy(model: keras.Model, recipe: Recipe, input_shape: tuple[int, int, int],
-                 num_classes: int) -> keras.Model:
-    """`model` rebuilt under the float32 policy with the same weights: a mixed-precision run's
-    variables are float32 already, and the exported model then computes in float32 everywhere."""
-    keras.config.set_dtype_policy("float32")
-    copy = build_for_recipe(recipe, input_shape, num_classes)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def _train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
@@ -326,14 +312,15 @@ def _train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic:
     history = read_history(out / "history.csv")
     if history:
         plot_curves(history, out / "curves.png", f"{recipe.name} (seed {seed})")
-    final = model  # the best epoch on validation, which is often the last
+    best = model  # the best epoch on validation, which is often the last
     if (out / "best.keras").exists() and state["best_epoch"] != state["epoch"]:
-        final = keras.saving.load_model(out / "best.keras")
-    if precision != "float32":  # test and save what gets exported
-        final = float32_copy(final, recipe, splits.input_shape, splits.num_classes)
+        best = keras.saving.load_model(out / "best.keras")
+    # test and save what gets exported: float32 everywhere (a mixed-precision run's variables are
+    # float32 already) and GoogLeNet's main output only
+    final = checkpoint.inference_outputs(checkpoint.as_float32(best))
     record["test_top1"] = round(top1(final, splits.test), 5)
-    record["test_top1_last"] = round(top1(model, splits.test), 5) if final is not model else record["test_top1"]
-    inference_model(final).save(out / "model.keras")
+    record["test_top1_last"] = round(top1(model, splits.test), 5) if best is not model else record["test_top1"]
+    final.save(out / "model.keras")
     record.update(status="stopped at time budget" if budget and budget.stopped else "done",
                   wall_time_s=round(time.perf_counter() - wall_start, 2))
     atomic_write_text(out / "recipe.json", json.dumps(record, indent=2, default=str))

@@ -51,11 +51,11 @@ def airbench_net(input_shape: tuple[int, int, int], num_classes: int,
     for group, filters in enumerate(widths, start=1):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{group}_conv1")(x)
         x = layers.MaxPooling2D(2, name=f"group{group}_pool")(x)
-        for i in (1, 2):
-            if i == 2:
-                x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{group}_conv2")(x)
-            x = layers.BatchNormalization(momentum=0.6, name=f"group{group}_bn{i}")(x)
-            x = layers.Activation("gelu", name=f"group{group}_gelu{i}")(x)
+        x = layers.BatchNormalization(momentum=0.6, name=f"group{group}_bn1")(x)
+        x = layers.Activation("gelu", name=f"group{group}_gelu1")(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{group}_conv2")(x)
+        x = layers.BatchNormalization(momentum=0.6, name=f"group{group}_bn2")(x)
+        x = layers.Activation("gelu", name=f"group{group}_gelu2")(x)
     x = layers.GlobalMaxPooling2D(name="max_pool")(x)
     x = layers.Dense(num_classes, use_bias=False, name="logits")(x)
     # airbench's 1/9: max-pooled features are large, and unscaled logits saturate the softmax
