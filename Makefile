@@ -19,7 +19,7 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup data test bench train artifacts perf-check perf-check-ci accuracy-check distribute-scaling preview clean help
+.PHONY: setup-gpu setup data test bench train artifacts perf-check accuracy-check distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
@@ -60,9 +60,6 @@ train: data
 BASE ?=
 perf-check: setup
 	$(PY) -m bench perf-check $(if $(BASE),--base $(BASE)) $(if $(QUICK),--quick)
-
-perf-check-ci: setup
-	$(PY) -m bench perf-check --quick $(if $(BASE),--base $(BASE))
 
 accuracy-check: setup data
 	$(PY) -m bench accuracy-check

@@ -125,7 +125,7 @@ def to_onnx(
     check_opset(opset)
     kind = kind or output_kind(model)
     fn = serving_function(model, kind)
-    proto = _from_function(fn, opset)
+    proto = from_function(fn, opset)
     _refuse_unsupported_ops(proto, opset)
     _name_batch_axis(proto)
     _order_outputs(proto, output_names(model, kind))
@@ -141,8 +141,8 @@ def to_onnx(
 _CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
 
 
-def _from_function(fn, opset: int) -> onnx.ModelProto:
-    """tf2onnx without the defensive copies; if an optimizer pass then fails, convert again
+def from_function(fn, opset: int) -> onnx.ModelProto:
+    """The one way into tf2onnx (with the extra op handlers of `tf2onnx_ops`): without the defensive copies; if an optimizer pass then fails, convert again
     the defensive way (a failing pass is skipped and the graph stays correct, less optimised)."""
     import tf2onnx
 
@@ -202,12 +202,7 @@ def _name_batch_axis(proto: onnx.ModelProto) -> None:
 
 def to_onnx_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Float16 weights and compute, float32 input and outputs (keep_io_types) for drop-in use."""
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise ConversionError(
-            "onnx_fp16 needs the onnxconverter-common package: pip install onnxconverter-common"
-        ) from None
+    from onnxconverter_common import float16
     model = onnx.load(str(src))
     half = float16.convert_float_to_float16(model, keep_io_types=True)
     onnx.save(half, str(dst))

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import tensorflow as tf
 
+from export import convert
 from export.convert import INPUT_NAME, input_shape
 
 # Divergence relative to the layer's own scale (max |reference|): float32 reordering alone
@@ -51,8 +52,6 @@ def probed_layers(model: keras.Model) -> list[tuple[int, keras.layers.Layer]]:
 
 def intermediate_onnx(model: keras.Model, opset: int) -> tuple[onnx.ModelProto, list[tuple[int, keras.layers.Layer]]]:
     """An ONNX model whose outputs are the outputs of every probed layer."""
-    import tf2onnx
-
     layers = probed_layers(model)
     probe = keras.Model(model.inputs[0], [layer.output for _, layer in layers])
     keys = [f"l{index:04d}" for index, _ in layers]
@@ -64,8 +63,7 @@ def intermediate_onnx(model: keras.Model, opset: int) -> tuple[onnx.ModelProto, 
         ys = ys if isinstance(ys, (list, tuple)) else [ys]
         return {key: tf.identity(y) for key, y in zip(keys, ys)}
 
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
-    return proto, layers
+    return convert.from_function(serve, opset), layers
 
 
 def compare_layers(

@@ -168,9 +168,6 @@ def _copy_member(archive: Path, member: str, tmp: Path) -> None:
 
 
 def deb_extract(deb: Path, dest: Path) -> Path:
-    """Unpacks a .deb's files under `dest` (`dpkg-deb -x`, else `dpkg -x`) without installing it."""
-    tool = next((t for t in ("dpkg-deb", "dpkg") if shutil.which(t)), None)
-    if tool is None:
-        raise FetchError(f"cannot unpack {deb.name}: neither `dpkg-deb` nor `dpkg` is installed")
-    _run([tool, "-x", str(deb), str(dest)], dest.parent, f"the files of {deb.name}")
+    """Unpacks a .deb's files under `dest` (`dpkg-deb -x`) without installing it."""
+    _run(["dpkg-deb", "-x", str(deb), str(dest)], dest.parent, f"the files of {deb.name}")
     return dest

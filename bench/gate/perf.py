@@ -55,6 +55,9 @@ class GateResult:
 def snapshot_suite(work_dir: Path) -> Path:
     """A copy of benchmarks/ taken at the start, so edits made while the gate runs change nothing."""
     target = work_dir / "benchmarks"
+    if target.resolve() == BENCHMARKS_DIR.resolve():
+        raise GateError(f"--out {work_dir} would put the suite's snapshot over the suite itself; "
+                        "choose another --out")
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(BENCHMARKS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))

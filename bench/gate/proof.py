@@ -57,6 +57,9 @@ def run_trial(index: int, kind: str, target: str, base: Path, cand: Path, option
     by_name = {c.name: c for c in result.comparisons}
     regressed = [c.name for c in result.failed]
     hit = by_name.get(target) if kind == "slowdown" else None
+    if kind == "slowdown" and hit is None:
+        raise GateError(f"no benchmark {target!r} in this run (measured: {', '.join(sorted(by_name))}); "
+                        "check --targets")
     row = {
         "trial": index, "kind": kind, "injected": inject, "started_utc": started,
         "gate_seconds": round(result.seconds, 1), "load_1min": round(load, 2),
