@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -157,15 +158,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from bench.distribute.strategy import chief_only_path
-    out = Path(chief_only_path(out, strategy))  # multiworker: only the chief writes into --out
-    return run(matrix, out, device, argv, fresh=args.fresh, strategy=strategy, strategy_name=args.strategy)
+    scratch = Path(chief_only_path(out, strategy))  # multiworker: only the chief writes into --out
+    if scratch == Path(out):
+        return run(matrix, out, device, argv, fresh=args.fresh, strategy=strategy, strategy_name=args.strategy)
+    try:  # another worker: joins the chief's training cells, keeps nothing
+        return run(matrix, scratch, device, argv, fresh=args.fresh, strategy=strategy,
+                   strategy_name=args.strategy, chief_out=Path(out))
+    finally:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
 
 
 def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool = False,
-        strategy=None, strategy_name: str = "default") -> int:
+        strategy=None, strategy_name: str = "default", chief_out: Path | None = None) -> int:
+    """`chief_out`: on a non-chief worker, the chief's --out; the worker then runs exactly the
+    training cells the chief still has to run (their steps are collective) and nothing else."""
     results = ResultsFile(out)
     try:
-        return _run(matrix, out, device, argv, fresh, results, strategy, strategy_name)
+        return _run(matrix, out, device, argv, fresh, results, strategy, strategy_name, chief_out)
     except KeyboardInterrupt:
         kept = len(results.read()) if results.exists() else 0
         print(f"\ninterrupted: {kept} rows kept in {results.csv_path}; "
@@ -174,7 +183,7 @@ def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool 
 
 
 def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool, results: ResultsFile,
-         strategy=None, strategy_name: str = "default") -> int:
+         strategy=None, strategy_name: str = "default", chief_out: Path | None = None) -> int:
     from bench import report
     from bench.measure import environment
     from bench.measure.cells import CellRunner
@@ -202,8 +211,8 @@ def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool
     _write_json(env_path, env)
 
     todo = mx.cells(matrix, device)
-    finished = results.finished_keys()
-    pending = [c for c in todo if c.key() not in finished]
+    finished = ResultsFile(chief_out).finished_keys() if chief_out and not fresh else results.finished_keys()
+    pending = [c for c in todo if c.key() not in finished and (chief_out is None or c.task == "train")]
     if finished:
         print(f"resuming: {len(todo) - len(pending)} of {len(todo)} cells already on disk", file=sys.stderr)
     common = row_fields(env)

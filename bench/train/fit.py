@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -218,6 +219,11 @@ def train(recipe: Recipe, out_dir: Path | str, **options: Any) -> dict[str, Any]
         return _train(recipe, out_dir, **options)
     finally:
         keras.config.set_dtype_policy(policy)
+        if options.get("strategy") is not None:  # a non-chief worker wrote only to its scratch folder
+            from bench.distribute.strategy import chief_only_path
+            scratch = Path(chief_only_path(out_dir, options["strategy"]))
+            if scratch != Path(out_dir):
+                shutil.rmtree(scratch.parent, ignore_errors=True)
 
 
 def _train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
