@@ -59,7 +59,7 @@ train: data
 # tree; without BASE the stored results/baselines/perf.json. QUICK=1: the CI version (~1 min).
 BASE ?=
 perf-check: setup
-	$(PY) -m bench perf-check $(if $(BASE),--base $(BASE)) $(if $(QUICK),--quick)
+	$(PY) -m bench perf-check $(if $(BASE),--base $(BASE)) $(if $(QUICK),--quick) $(if $(REPORT_ONLY),--report-only)
 
 accuracy-check: setup data
 	$(PY) -m bench accuracy-check
