@@ -15,11 +15,11 @@ OUT ?= results/$(PROFILE)
 # GPU machines: TensorFlow's CUDA 12 wheels plus the CUDA 12 build of onnxruntime-gpu in place of
 # the CPU onnxruntime (both wheels ship the same 'onnxruntime' module, so only one may be installed).
 setup-gpu: setup
-	$(PY) -m pip install -q -e '.[test,gpu]'
+	$(PY) -m pip install -q -e '.[gpu]'
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup data test bench train artifacts perf-check accuracy-check distribute-scaling preview clean help
+.PHONY: setup-gpu setup setup-test data test bench train artifacts perf-check accuracy-check distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
@@ -31,8 +31,15 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,torch]'
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
+
+# The test tools and the PyTorch reference (a CPU build of torch) only where the tests run.
+setup-test: $(STAMP).test
+
+$(STAMP).test: $(STAMP)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP).test
 
 data: setup
 	$(PY) -m bench data fetch mnist fashion_mnist cifar10
@@ -43,7 +50,7 @@ preview: data
 	$(PY) -m bench data preview fashion_mnist --out results/preview/fashion_mnist.png
 	$(PY) -m bench data preview cifar10 --out results/preview/cifar10.png
 
-test: data
+test: data setup-test
 	$(PY) -m pytest -q
 
 bench: data
@@ -58,7 +65,7 @@ train: data
 # Perf gate (bench/gate): BASE=REV measures REV in a temporary git worktree, interleaved with this
 # tree; without BASE the stored results/baselines/perf.json. QUICK=1: the CI version (~1 min).
 BASE ?=
-perf-check: setup
+perf-check: setup-test
 	$(PY) -m bench perf-check $(if $(BASE),--base $(BASE)) $(if $(QUICK),--quick) $(if $(REPORT_ONLY),--report-only)
 
 accuracy-check: setup data
@@ -66,7 +73,7 @@ accuracy-check: setup data
 
 # Scaling efficiency of tf.distribute on this machine (logical CPU devices, local workers).
 distribute-scaling: data
-	$(PY) -m bench.distribute.scaling --out results/distribute --repeats 5 --intra-op-threads 0 1
+	$(PY) -m bench distribute scaling --out results/distribute --repeats 5 --intra-op-threads 0 1
 
 # Exports every model that `make train` produced, each verified against its own test split.
 artifacts: data

@@ -1,1 +1,1 @@
-"""Benchmarks: datasets, training, measurement, reports and gates."""
+"""bench turns data into measurements: plumbing -> data -> train -> measure -> harness -> gate."""

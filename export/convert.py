@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 import tensorflow as tf
 
+from bench.plumbing.environment import version
+
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 SAVEDMODEL_SIGNATURE = "serving_default"
@@ -89,10 +91,12 @@ def check_opset(opset: int) -> None:
     supported = sorted(constants.OPSET_TO_IR_VERSION)
     if not isinstance(opset, int) or opset < 13 or opset > supported[-1]:
         raise ConversionError(
-            f"opset {opset} is not supported: tf2onnx {_version('tf2onnx')} writes opsets 13.."
+            f"opset {opset} is not supported: tf2onnx {version('tf2onnx')} writes opsets 13.."
             f"{supported[-1]} for these models; use --opset {DEFAULT_OPSET} (the default)"
         )
     import onnxruntime as ort
+
+    from export.runtimes import onnxruntime_session
 
     # onnxruntime publishes no "max opset" API: ask it to load a one-node model of that opset.
     graph = onnx.helper.make_graph(
@@ -107,7 +111,7 @@ def check_opset(opset: int) -> None:
         ir_version=constants.OPSET_TO_IR_VERSION[opset],
     )
     try:
-        ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+        onnxruntime_session(probe.SerializeToString())
     except Exception as exc:  # onnxruntime raises its own pybind exception types
         raise ConversionError(
             f"onnxruntime {ort.__version__} cannot run opset {opset} ({exc}); use a lower "
@@ -209,7 +213,3 @@ def to_onnx_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return Path(dst)
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)

@@ -72,12 +72,12 @@ def compare_layers(
     layers: list[tuple[int, keras.layers.Layer]],
     images: np.ndarray,
 ) -> list[LayerDiff]:
-    import onnxruntime as ort
+    from export.runtimes import onnxruntime_session
 
     probe = keras.Model(model.inputs[0], [layer.output for _, layer in layers])
     ref = probe(images, training=False)
     ref = [np.asarray(r) for r in (ref if isinstance(ref, (list, tuple)) else [ref])]
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(proto.SerializeToString())
     keys = [f"l{index:04d}" for index, _ in layers]
     got = session.run(keys, {INPUT_NAME: np.ascontiguousarray(images, dtype="float32")})
     rows = []

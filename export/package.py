@@ -6,13 +6,14 @@ file. Anything that fails on the way ends in `<DIR>.failed` (with its report), n
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from bench.plumbing.files import atomic_write_json, sha256_file
 
 MANIFEST = "manifest.json"
 REPORT = "report.txt"
@@ -61,18 +62,10 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
     shutil.rmtree(out.with_name(out.name + ".failed"), ignore_errors=True)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_hashes(root: Path) -> dict[str, str]:
     """sha256 of every file under root except the manifest, keyed by POSIX relative path."""
     return {
-        p.relative_to(root).as_posix(): sha256(p)
+        p.relative_to(root).as_posix(): sha256_file(p)
         for p in sorted(root.rglob("*"))
         if p.is_file() and p != root / MANIFEST
     }
@@ -80,9 +73,7 @@ def file_hashes(root: Path) -> dict[str, str]:
 
 def write_manifest(root: Path, manifest: dict) -> Path:
     manifest = {**manifest, "files": file_hashes(root)}
-    path = root / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    return path
+    return atomic_write_json(root / MANIFEST, manifest, indent=2, default=None)
 
 
 def read_manifest(root: str | os.PathLike) -> dict:
@@ -101,6 +92,6 @@ def verify_files(root: str | os.PathLike, manifest: dict) -> list[str]:
     bad = []
     for name, digest in manifest.get("files", {}).items():
         path = root / name
-        if not path.is_file() or sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             bad.append(name)
     return bad

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from export.package import read_manifest, verify_files
+from export.runtimes import onnxruntime_session
 
 FORMAT_FILES = {"onnx": "model.onnx", "onnx_fp16": "model_fp16.onnx", "onnx_int8": "model_int8.onnx"}
 
@@ -88,8 +89,6 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def classify(artifact: str | Path, images: list[str], fmt: str = "onnx", top_k: int = 5) -> list[list[tuple[str, float]]]:
-    import onnxruntime as ort
-
     manifest = read_manifest(artifact)
     if manifest.get("status") != "passed":
         raise ValueError(f"{artifact} is not a verified artifact (status {manifest.get('status')!r})")
@@ -98,9 +97,7 @@ def classify(artifact: str | Path, images: list[str], fmt: str = "onnx", top_k: 
     changed = verify_files(artifact, manifest)
     if changed:
         raise ValueError(f"{artifact}: files changed since export (sha256 mismatch): {', '.join(changed)}")
-    session = ort.InferenceSession(
-        str(Path(artifact) / manifest["formats"][fmt]["file"]), providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime_session(Path(artifact) / manifest["formats"][fmt]["file"])
     spec = manifest["input"]
     batch = np.stack([preprocess(p, manifest["preprocessing"]) for p in images])
     main = manifest["outputs"][0]

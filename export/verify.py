@@ -1,8 +1,17 @@
 """Validation only (conversion lives in `convert`): reference vs exported outputs, with a verdict.
 
-Each runner maps an NHWC float32 batch to {output name: array}. `compare` gathers the figures
-for one output pair; `Parity` judges them against the float32 tolerance:
-max abs diff <= 1e-5 on probabilities (1e-4 on logits) and 100% top-1 agreement.
+Each runner maps an NHWC float32 batch to {output name: array}. Two rules:
+
+- parity (float32 formats): `compare` gathers the figures for one output pair and `Check` judges
+  them against the float32 tolerance: max abs diff <= 1e-5 on probabilities (1e-4 on logits) and
+  100% top-1 agreement.
+- accuracy (reduced precision: float16, bfloat16, int8): `judge_accuracy` compares the top-1 of the
+  reduced model with the float32 model's on the same labelled images. It fails when the top-1 drop
+  is shown to exceed MAX_TOP1_DROP: when the one-sided 95% lower confidence bound of the drop
+  (paired per image) is above it. The bound depends on how many images judged it, so one
+  disagreement among 50 images (a 2-point drop) is not a failure, while a model that loses 3
+  points on 10,000 images is; the report gives the interval and warns when it is too wide to
+  resolve a 1-point drop.
 """
 from __future__ import annotations
 
@@ -11,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
+
+from bench.plumbing.metrics import top1
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -48,27 +59,6 @@ def savedmodel_runner(path: str | os.PathLike) -> Runner:
         return {name: t.numpy() for name, t in out.items()}
 
     run.loaded = loaded  # keeps the restored variables alive as long as the runner
-    return run
-
-
-def onnx_session(path: str | os.PathLike, threads: int = 0):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def onnx_runner(path: str | os.PathLike) -> Runner:
-    session = onnx_session(path)
-    input_name = session.get_inputs()[0].name
-    names = [o.name for o in session.get_outputs()]
-
-    def run(x: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, {input_name: x})))
-
-    run.session = session
     return run
 
 
@@ -153,11 +143,13 @@ class Collector:
             out.append(check)
         return out
 
+    def all_labels(self) -> np.ndarray:
+        return np.concatenate(self.labels)
+
     def top1(self, fmt: str, output: str) -> float | None:
         if not self.labels:
             return None
-        labels = np.concatenate(self.labels)
-        return float(np.mean(self.stacked(fmt)[output].argmax(-1) == labels))
+        return top1(self.stacked(fmt)[output], self.all_labels())
 
 
 def collect(collector: Collector, batches: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> int:
@@ -174,6 +166,67 @@ def random_batches(shape: tuple[int, int, int], count: int, batch_size: int = 16
     for start in range(0, count, batch_size):
         n = min(batch_size, count - start)
         yield rng.uniform(0.0, 1.0, (n, *shape)).astype("float32"), None
+
+
+# Reduced-precision models may lose at most this much test top-1 against the float32 model.
+MAX_TOP1_DROP = 0.01
+Z_ONE_SIDED_95 = 1.6449
+
+
+@dataclass
+class AccuracyJudgement:
+    """A reduced-precision output against the float32 one, on the same labelled images."""
+
+    images: int
+    top1: float
+    top1_reference: float
+    top1_drop: float                 # reference - reduced, fraction (0.01 = 1 point)
+    top1_drop_low95: float           # one-sided 95% lower confidence bound of the drop
+    top1_drop_high95: float          # one-sided 95% upper confidence bound of the drop
+    top1_agreement: float            # fraction of images with the same arg-max as the reference
+    max_abs_diff: float
+    max_top1_drop: float = MAX_TOP1_DROP
+
+    @property
+    def passed(self) -> bool:
+        return self.top1_drop_low95 <= self.max_top1_drop
+
+    @property
+    def resolves_one_point(self) -> bool:
+        """Is the interval narrow enough that a drop of max_top1_drop would have been seen?"""
+        return self.top1_drop_high95 - self.top1_drop <= self.max_top1_drop
+
+    def verdict(self) -> str:
+        if not self.passed:
+            return (f"FAIL: top-1 drop {self.top1_drop * 100:+.2f} points, at least "
+                    f"{self.top1_drop_low95 * 100:+.2f} with 95% confidence (limit {self.max_top1_drop * 100:.0f})")
+        note = "" if self.resolves_one_point else (
+            f" (only {self.images} images: the drop could be up to {self.top1_drop_high95 * 100:.1f} points; "
+            f"judge on more images to resolve a {self.max_top1_drop * 100:.0f}-point loss)")
+        return f"PASS{note}"
+
+
+def judge_accuracy(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray,
+                   max_top1_drop: float = MAX_TOP1_DROP) -> AccuracyJudgement:
+    """The accuracy rule, from the two models' scores on the same images and their labels."""
+    labels = np.asarray(labels)
+    ref_ok = reference.argmax(-1) == labels
+    cand_ok = candidate.argmax(-1) == labels
+    diff = ref_ok.astype("float64") - cand_ok.astype("float64")  # per image: +1 lost, -1 gained
+    n = len(diff)
+    if n == 0:
+        raise ValueError("the accuracy rule needs labelled images")
+    drop = float(diff.mean())
+    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else 1.0
+    # a paired difference that is 0 on every image still has sampling uncertainty: at least one
+    # image's worth (the rule of three would be stricter; this keeps 1/n as the floor)
+    se = max(se, 1.0 / n)
+    return AccuracyJudgement(
+        images=n, top1=float(cand_ok.mean()), top1_reference=float(ref_ok.mean()), top1_drop=drop,
+        top1_drop_low95=drop - Z_ONE_SIDED_95 * se, top1_drop_high95=drop + Z_ONE_SIDED_95 * se,
+        top1_agreement=float(np.mean(reference.argmax(-1) == candidate.argmax(-1))),
+        max_abs_diff=float(np.abs(candidate.astype("float64") - reference.astype("float64")).max(initial=0.0)),
+        max_top1_drop=max_top1_drop)
 
 
 def report(checks: list[Check]) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench import run
+from bench.harness import run
 from bench.measure.engines import ENGINES, TfFunction
 
-MODEL = "bench.measure.overhead:reference_cnn"
+MODEL = "reference_cnn"
 
 
 def oom_model(input_shape, num_classes, **_):

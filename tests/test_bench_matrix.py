@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import matrix as mx
-from bench import run
+from bench.harness import matrix as mx
+from bench.harness import run
 
 
 @pytest.mark.parametrize("name", ["quick", "cpu-full", "gpu-full"])
@@ -38,7 +38,7 @@ def test_unknown_names_rejected_before_anything_runs(option, value, listed, tmp_
     err = capsys.readouterr().err
     assert code == 2
     bad = value.split(",")[-1]
-    assert f"unknown" in err and repr(bad) in err and listed in err  # says what is wrong and what is valid
+    assert "unknown" in err and repr(bad) in err and listed in err  # says what is wrong and what is valid
     assert not out.exists()  # nothing ran, nothing written
 
 
@@ -105,7 +105,7 @@ pipelines = ["synthetic"]
 
 
 def test_rows_name_the_device_an_engine_really_runs_on():
-    matrix = mx.with_overrides(mx.load_profile("gpu-full"), models=["resnet18"], precisions=["fp32"],
+    matrix = mx.with_overrides(mx.load_profile("gpu-full"), models=["resnet18"], precisions=["float32"],
                                tasks=["infer"], batch_sizes=[1])
     devices = {c.engine: c.device for c in mx.cells(matrix, "gpu")}
     assert devices == {"keras_predict": "gpu", "tf_function": "gpu", "xla": "gpu", "savedmodel": "gpu",

@@ -14,11 +14,11 @@ import keras
 import pandas as pd
 import pytest
 
-from bench import run
-from bench.results import COLUMNS, KEY
+from bench.harness import run
+from bench.harness.results import COLUMNS, KEY
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = "bench.measure.overhead:reference_cnn"
+MODEL = "reference_cnn"
 
 TINY = f'''
 datasets = ["mnist"]
@@ -194,12 +194,12 @@ models = ["{MODEL}"]
 def test_accuracy_of_a_given_checkpoint_through_tf_and_onnxruntime(tmp_path):
     from bench.data import load_dataset
     from bench.measure.accuracy import fit_briefly
-    from bench.measure.overhead import reference_cnn
+    import zoo
 
     # A real checkpoint: trained briefly at 32x32x3 (MNIST resized, gray -> RGB), saved as .keras.
     # Seeded: the initial weights otherwise depend on what ran before (40 unseeded steps once gave 28%).
     keras.utils.set_random_seed(0)
-    model = reference_cnn((32, 32, 3), 10)
+    model = zoo.build("reference_cnn", input_shape=(32, 32, 3), num_classes=10)
     fit_briefly(model, load_dataset("mnist"), input_shape=(32, 32, 3), steps=100)
     checkpoint = tmp_path / "cnn_mnist.keras"
     model.save(checkpoint)

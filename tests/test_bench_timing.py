@@ -11,9 +11,9 @@ from bench.measure.timing import summarize, time_calls
 
 @pytest.fixture(scope="module")
 def small_model():
-    from bench.measure.overhead import reference_cnn
+    import zoo
 
-    return reference_cnn((28, 28, 1), 10)
+    return zoo.build("reference_cnn", input_shape=(28, 28, 1), num_classes=10)
 
 
 class CountingSUT:
@@ -135,19 +135,22 @@ def test_peak_rss_sees_an_allocation_inside_the_block():
 def test_precision_policy_is_reset_even_after_an_error():
     import keras
 
-    from bench.measure.overhead import reference_cnn
-    from bench.measure.precision import precision_policy
+    import zoo
+    from bench.plumbing.precision import dtype_policy
 
-    with precision_policy("mixed_float16"):
-        model = reference_cnn((28, 28, 1), 10)
+    with dtype_policy("mixed_float16"):
+        model = zoo.build("reference_cnn", input_shape=(28, 28, 1), num_classes=10)
     assert model.layers[1].compute_dtype == "float16" and model.layers[1].variable_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"
     with pytest.raises(RuntimeError):
-        with precision_policy("mixed_bfloat16"):
+        with dtype_policy("mixed_bfloat16"):
             raise RuntimeError("a failing cell")
     assert keras.config.dtype_policy().name == "float32"
-    with pytest.raises(ValueError, match="valid: fp32, mixed_float16, mixed_bfloat16"):
-        with precision_policy("fp8"):
+    with pytest.raises(ValueError, match="valid: float32, mixed_float16, mixed_bfloat16"):
+        with dtype_policy("fp8"):
+            pass
+    with pytest.raises(ValueError, match="'fp32' .this toolkit writes 'float32'"):
+        with dtype_policy("fp32"):
             pass
 
 
@@ -155,10 +158,10 @@ def test_precision_policy_is_reset_even_after_an_error():
 def test_compiled_train_step_steady_state(xla):
     import keras
 
-    from bench.measure.overhead import reference_cnn
+    import zoo
     from bench.measure.train_step import compile_for_training, compiled_train_step, measure_training
 
-    model = reference_cnn((28, 28, 1), 10)
+    model = zoo.build("reference_cnn", input_shape=(28, 28, 1), num_classes=10)
     compile_for_training(model, jit_compile=xla)
     step = compiled_train_step(model, 8, (28, 28, 1), jit_compile=xla)
     rng = np.random.default_rng(0)

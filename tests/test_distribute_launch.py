@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from bench.distribute.launch import launch, main
 
@@ -50,7 +49,7 @@ def test_a_job_that_never_finishes_is_stopped_at_the_timeout(tmp_path):
 
 def test_cli_needs_a_command_and_reports_failure(tmp_path, capsys):
     assert main(["--workers", "2"]) == 2
-    assert "usage: python -m bench.distribute.launch" in capsys.readouterr().err
+    assert "no worker command" in capsys.readouterr().err
     assert main(["--workers", "0", "--log-dir", str(tmp_path), "--", sys.executable, "-c", "pass"]) == 2
     assert "--workers must be >= 1" in capsys.readouterr().err
     assert main(["--workers", "2", "--log-dir", str(tmp_path), "--", sys.executable, "-c",

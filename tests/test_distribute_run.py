@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.distribute.launch import launch
 
-MODEL = "bench.measure.overhead:reference_cnn"
+MODEL = "reference_cnn"
 COMMAND = [sys.executable, "-m", "bench", "run", "--profile", "quick", "--models", MODEL,
            "--tasks", "train,infer", "--engines", "tf_function", "--batch-sizes", "8",
            "--strategy", "multiworker", "--no-overhead-check"]

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from bench.distribute.scaling import COLUMNS, efficiency, main
+from bench.harness.scaling import COLUMNS, efficiency, main
 
 
 def test_efficiency_is_throughput_over_n_times_one_replica():
@@ -19,7 +19,7 @@ def test_efficiency_is_throughput_over_n_times_one_replica():
 
 def test_logical_device_scaling_is_measured_and_written(tmp_path):
     out = tmp_path / "distribute"
-    assert main(["--out", str(out), "--setups", "logical_devices", "--model", "mlp", "--per-replica-batch", "16",
+    assert main(["--out", str(out), "--setups", "logical_devices", "--model", "tiny_mlp", "--per-replica-batch", "16",
                  "--warmup", "1", "--steps", "3", "--repeats", "1"]) == 0
     with open(out / "scaling.csv") as f:
         rows = list(csv.DictReader(f))

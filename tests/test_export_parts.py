@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import checkpoint, convert, verify
+from export import checkpoint, convert, runtimes, verify
+from zoo import inference
 from export.package import MANIFEST, atomic_directory, read_manifest, verify_files, write_manifest
 from export.predict import bilinear_resize, resize_with_pad
 
@@ -81,9 +82,9 @@ def test_mixed_precision_model_is_rebuilt_in_float32_with_its_weights(tmp_path):
     path = tmp_path / "mixed.keras"
     _mixed_model().save(path)
     mixed = checkpoint.load(path)
-    assert checkpoint.is_mixed_precision(mixed)
-    clone = checkpoint.as_float32(mixed)
-    assert not checkpoint.is_mixed_precision(clone)
+    assert inference.is_mixed_precision(mixed)
+    clone = inference.as_float32(mixed)
+    assert not inference.is_mixed_precision(clone)
     assert {layer.dtype_policy.name for layer in clone.layers} == {"float32"}
     for a, b in zip(mixed.get_weights(), clone.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -91,7 +92,7 @@ def test_mixed_precision_model_is_rebuilt_in_float32_with_its_weights(tmp_path):
     # only float16 rounding separates them
     np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(mixed(x), dtype="float32"), atol=1e-2)
     onnx_path = convert.to_onnx(clone, tmp_path / "m.onnx")
-    got = verify.onnx_runner(onnx_path)(x)["probabilities"]
+    got = runtimes.open_session(onnx_path, "onnxruntime").run(x)["probabilities"]
     assert verify.compare(np.asarray(clone(x)), got).max_abs_diff <= 1e-5
 
 
@@ -101,8 +102,8 @@ def test_output_kind_and_names():
     assert convert.output_kind(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))) == "probabilities"
     logits = keras.Model(inputs, keras.layers.Dense(3)(x))
     assert convert.output_kind(logits) == "logits"
-    with pytest.raises(checkpoint.CheckpointError, match="has one output"):
-        checkpoint.inference_outputs(logits, aux_outputs=True)
+    with pytest.raises(inference.OutputsError, match="has one output"):
+        inference.inference_outputs(logits, aux_outputs=True)
 
 
 def test_check_opset_accepts_default_and_refuses_out_of_range():

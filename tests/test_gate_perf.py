@@ -12,14 +12,14 @@ import pytest
 
 from bench.gate import compare as cmp
 from bench.gate import perf
-from bench.gate.interleave import BENCHMARKS_DIR, REPO_ROOT, SLOWDOWN_ENV, GateError, SuiteOptions
+from bench.gate.interleave import SUITE_DIR, REPO_ROOT, SLOWDOWN_ENV, GateError, SuiteOptions
 
 SELECT = "calibration or googlenet-b1"
 TARGET = "tf_infer[googlenet-b1]"
 
 
 def load_perf_systems():
-    spec = importlib.util.spec_from_file_location("perf_systems", BENCHMARKS_DIR / "perf_systems.py")
+    spec = importlib.util.spec_from_file_location("perf_systems", SUITE_DIR / "perf_systems.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -137,3 +137,22 @@ def test_report_only_never_fails_the_caller(capsys):
     assert perf.main(["--base", "no-such-revision-xyz", "--quick"]) == 2
     assert perf.main(["--base", "no-such-revision-xyz", "--quick", "--report-only"]) == 0
     assert "report only" in capsys.readouterr().err
+
+
+# The last revision before the restructuring into plumbing/harness/perf_suite: benchmarks/ at the
+# top, no export.runtimes, zoo loading every family on import.
+BEFORE_RESTRUCTURING = "b3fcdb6"
+
+
+def test_the_candidate_suite_measures_a_base_from_before_the_restructuring(tmp_path):
+    import subprocess
+
+    known = subprocess.run(["git", "-C", str(REPO_ROOT), "cat-file", "-e", f"{BEFORE_RESTRUCTURING}^{{commit}}"])
+    assert known.returncode == 0, f"{BEFORE_RESTRUCTURING} is not in this clone; fetch the full history"
+    code = perf.main(["--base", BEFORE_RESTRUCTURING, "--rounds", "1", "--seconds", "0.05",
+                      "-k", "calibration or resnet18-b1", "--out", str(tmp_path)])
+    assert code in (0, 1)  # measured on both sides; 2 would mean a side could not run the suite
+    with open(tmp_path / "comparison.csv") as f:
+        rows = {row["name"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"calibration_matmul", "tf_infer[resnet18-b1]", "ort_infer[resnet18-b1]"}
+    assert all(row["verdict"] in ("ok", "faster", "REGRESSED") for row in rows.values())

@@ -2,7 +2,8 @@
 import math
 
 from bench.gate.compare import Comparison
-from bench.gate.table import perf_table, render
+from bench.gate.compare import perf_table
+from bench.plumbing.tables import render
 
 
 def test_render_pads_columns_and_right_aligns_numbers():

@@ -12,7 +12,7 @@ import pytest
 from bench.data import load_dataset
 from bench.train import get_recipe, train
 from bench.train.augment import build_augmentation
-from bench.train.models import airbench_net, build_model
+import zoo
 from bench.train.recipes import Recipe
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -26,7 +26,7 @@ def float32_policy():
 
 @pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1)])
 def test_airbench_net_builds_for_cifar_and_mnist_sizes(shape):
-    model = build_model("airbench_net", shape, 10)
+    model = zoo.build("airbench_net", input_shape=shape, num_classes=10)
     # airbench94's widths 64/256/256 and 24-filter stem: 1,975,096 parameters at 3 channels;
     # a grayscale input drops two input channels of the 2x2x24 stem kernel
     assert model.count_params() == 1_975_096 - (3 - shape[2]) * 2 * 2 * 24
@@ -37,7 +37,7 @@ def test_airbench_net_builds_for_cifar_and_mnist_sizes(shape):
 
 
 def test_airbench_net_logits_are_scaled_by_one_ninth():
-    model = airbench_net((32, 32, 3), 10, classifier_activation=None)
+    model = zoo.build("airbench_net", input_shape=(32, 32, 3), num_classes=10, classifier_activation=None)
     features = keras.Model(model.inputs, model.get_layer("logits").output)
     x = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(features(x)) / 9.0, rtol=1e-5, atol=1e-7)

@@ -10,7 +10,6 @@ from bench.data import load_dataset
 from bench.train import RECIPES, get_recipe, recipe_names
 from bench.train.cli import main
 from bench.train.fit import compile_model, make_optimizer
-from bench.train.models import model_names
 from bench.train.preview import augment_preview
 from bench.train.recipes import Recipe
 from bench.train.schedules import OneCycle, WarmupCosine, make_schedule
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_is_valid_and_names_a_known_model(name):
     recipe = get_recipe(name)
-    assert recipe.model in model_names() or recipe.finetune is not None
+    assert recipe.model in zoo.names() or recipe.finetune is not None
     assert recipe.expect
     if recipe.finetune:
         from zoo import transfer

@@ -1,25 +1,26 @@
-"""Classic image-classification architectures, built by name.
+"""zoo builds every network the toolkit trains or times, by name, through one registry.
 
     import zoo
     model = zoo.build("resnet18", input_shape=(32, 32, 3), num_classes=10)
-    zoo.names(); zoo.spec("resnet18"); zoo.flops_per_image(model)
+    zoo.names(); zoo.spec("resnet18"); zoo.flops_per_image(model); zoo.load_model("run/model.keras")
 
-Models are functional ``keras.Model``s taking float32 images in [0, 1].
+Models are functional ``keras.Model``s taking float32 images in [0, 1]. Importing ``zoo`` loads
+nothing heavy; Keras and the families load on first use (``python -m zoo --help`` stays fast).
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
-from zoo.flops import flops_per_image
-from zoo.registry import ModelSpec, build, names, register, spec
+_EXPORTS = {
+    "build": "zoo.registry", "names": "zoo.registry", "spec": "zoo.registry", "register": "zoo.registry",
+    "ModelSpec": "zoo.registry", "flops_per_image": "zoo.flops",
+    "load_model": "zoo.checkpoint", "CheckpointError": "zoo.checkpoint",
+}
 
-# Importing a family module registers its builders.
-from zoo import alexnet, googlenet, inception, resnet, vgg  # noqa: E402,F401  isort: skip
+__all__ = sorted(_EXPORTS)
 
-# Families maintained alongside (pretrained backbones); registered when present.
-for _module in ("zoo.efficientnet_lite", "zoo.transfer"):
-    if importlib.util.find_spec(_module) is not None:
-        importlib.import_module(_module)
 
-__all__ = ["ModelSpec", "build", "flops_per_image", "names", "register", "spec"]
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

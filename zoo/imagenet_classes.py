@@ -11,7 +11,8 @@ import functools
 import re
 from pathlib import Path
 
-from zoo import packages
+from bench.plumbing import registry
+from bench.plumbing.files import atomic_path, cache_root
 
 NPM_PACKAGE = "@tensorflow-models/mobilenet@2.1.1"
 MEMBER = "package/dist/imagenet_classes.js"
@@ -23,7 +24,7 @@ _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
 
 def cache_path() -> Path:
-    return packages.cache_root() / "labels" / "imagenet_classes.txt"
+    return cache_root() / "labels" / "imagenet_classes.txt"
 
 
 @functools.cache
@@ -58,10 +59,10 @@ def parse_js(source: str) -> list[str]:
 
 
 def _fetch(dest: Path) -> None:
-    downloads = packages.cache_root() / "downloads"
+    downloads = cache_root() / "downloads"
     cached = sorted(downloads.glob("tensorflow-models-mobilenet-2.1.1.tgz"))
-    archive = cached[0] if cached else packages.npm_pack(NPM_PACKAGE, downloads)
-    js = packages.extract_member(archive, MEMBER, dest.with_suffix(".js"), sha256=MEMBER_SHA256)
+    archive = cached[0] if cached else registry.npm_pack(NPM_PACKAGE, downloads)
+    js = registry.extract_member(archive, MEMBER, dest.with_suffix(".js"), sha256=MEMBER_SHA256)
     names = parse_js(js.read_text(encoding="utf-8"))
-    with packages.atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp:
         tmp.write_text("\n".join(names) + "\n", encoding="utf-8")

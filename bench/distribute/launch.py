@@ -173,16 +173,20 @@ def launch(
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--" not in argv:
-        print("usage: python -m bench.distribute.launch --workers N [options] -- COMMAND ...", file=sys.stderr)
-        return 2
-    split = argv.index("--")
-    p = argparse.ArgumentParser(prog="python -m bench.distribute.launch", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="imgcls distribute launch", description=__doc__.split("\n\n")[0],
+                                usage="%(prog)s [--workers N] [options] -- COMMAND ...")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--log-dir", default="runs/distribute/logs")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole job")
     p.add_argument("--grace", type=float, default=60.0,
                    help="seconds the others get to stop by themselves after one worker fails")
+    if "--" not in argv:
+        if {"-h", "--help"} & set(argv):
+            p.parse_args(argv)  # prints the help and exits
+        print(f"{p.format_usage()}error: no worker command: put it after '--', e.g. "
+              f"-- python -m bench.distribute.worker ...", file=sys.stderr)
+        return 2
+    split = argv.index("--")
     args = p.parse_args(argv[:split])
     try:
         result = launch(argv[split + 1:], args.workers, log_dir=args.log_dir,

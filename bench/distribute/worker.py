@@ -30,7 +30,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--slurm-port-base", type=int, default=8888, help="first port per node with --cluster slurm")
     p.add_argument("--collective-timeout", type=float, default=300.0, help="seconds a collective waits for peers")
     p.add_argument("--dataset", default="mnist")
-    p.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    p.add_argument("--model", default="tiny_mlp", help="zoo model name (default tiny_mlp; tiny_cnn)")
     p.add_argument("--global-batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate at --global-batch (no momentum)")
     p.add_argument("--steps-per-epoch", type=int, default=10)
@@ -51,20 +51,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def build_model(kind: str, input_shape: tuple[int, ...], num_classes: int):
-    import keras
-    from keras import layers
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int):
+    """The zoo network `name`, returning logits (the loss takes from_logits=True)."""
+    import zoo
 
-    x = inputs = keras.Input(input_shape)
-    if kind == "cnn":
-        x = layers.Conv2D(16, 3, activation="relu", name="conv1")(x)
-        x = layers.MaxPooling2D(name="pool1")(x)
-        x = layers.Conv2D(32, 3, activation="relu", name="conv2")(x)
-        x = layers.MaxPooling2D(name="pool2")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(128, activation="relu", name="fc1")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=f"mnist_{kind}")
+    return zoo.build(name, input_shape=tuple(input_shape), num_classes=num_classes, classifier_activation=None)
 
 
 def train_dataset(name: str, global_batch: int, num_examples: int):
@@ -128,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     PEER_LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                  tf.errors.AbortedError, tf.errors.CancelledError)
 
-    from bench.distribute.backup import ChiefBackupAndRestore, atomic_write_text
+    from bench.distribute.backup import ChiefBackupAndRestore
+    from bench.plumbing.files import atomic_path, atomic_write_text
     from bench.distribute.strategy import shard_dataset
 
     top = topology(strategy)
@@ -178,13 +170,11 @@ def main(argv: list[str] | None = None) -> int:
 
     os.makedirs(args.out, exist_ok=True)
     if args.save_all_workers:
-        path = os.path.join(args.out, f"worker-{top.worker_index}.weights.npz")
-        np.savez(path + ".tmp.npz", *[w.numpy() for w in model.weights])
-        os.replace(path + ".tmp.npz", path)
+        with atomic_path(os.path.join(args.out, f"worker-{top.worker_index}.weights.npz")) as tmp:
+            np.savez(tmp, *[w.numpy() for w in model.weights])
     if top.is_chief:
-        final = os.path.join(args.out, "model.weights.h5")
-        model.save_weights(final + ".tmp.weights.h5")  # Keras wants the .weights.h5 suffix
-        os.replace(final + ".tmp.weights.h5", final)
+        with atomic_path(os.path.join(args.out, "model.weights.h5")) as tmp:  # keeps the .weights.h5 suffix Keras wants
+            model.save_weights(tmp)
         result = {
             "strategy": args.strategy, "num_workers": top.num_workers, "replicas": replicas,
             "global_batch": args.global_batch, "lr": args.lr, "model": args.model,

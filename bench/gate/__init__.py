@@ -1,1 +1,1 @@
-"""CI gates: performance regressions (interleaved or stored baselines) and accuracy bounds."""
+"""CI gates on top of everything: performance regressions (perf_suite/) and accuracy bounds of trained checkpoints."""

@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.gate.table import render
+from bench.plumbing.tables import render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BOUNDS = REPO_ROOT / "results" / "baselines" / "accuracy.toml"
@@ -95,20 +95,16 @@ def load_bounds(path: Path, root: Path = REPO_ROOT) -> list[Bound]:
 
 def evaluate_top1(run_dir: Path) -> tuple[float, int, float]:
     """(top-1, test examples, recorded top-1) of run_dir/model.keras on its recipe's test split."""
+    import zoo
     from bench.data import load_dataset
-    from bench.measure.accuracy import load_checkpoint
     from bench.train.fit import top1
     from bench.train.recipes import Recipe
     from bench.train.splits import make_splits
 
     record = json.loads((run_dir / "recipe.json").read_text())
-    fields = dict(record["recipe"])
-    for key in ("image_size", "train_classes"):
-        if fields.get(key) is not None:
-            fields[key] = tuple(fields[key])
-    recipe = Recipe(**fields)
+    recipe = Recipe.from_dict(record["recipe"])
     splits = make_splits(load_dataset(recipe.dataset), recipe, seed=int(record.get("seed", 0)), augmentation=None)
-    model = load_checkpoint(str(run_dir / "model.keras"))
+    model = zoo.load_model(run_dir / "model.keras")
     return top1(model, splits.test), splits.sizes["test"], float(record.get("test_top1", math.nan))
 
 

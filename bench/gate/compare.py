@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 CALIBRATION = "calibration_matmul"
-DEFAULT_THRESHOLD = 0.15  # benchmarks carry their own (benchmarks/conftest.py)
+DEFAULT_THRESHOLD = 0.15  # benchmarks carry their own (perf_suite/conftest.py)
 CONFIDENCE = 0.95
 BOOTSTRAP = 1000
 
@@ -193,3 +193,14 @@ def compare(
 
 def as_rows(comparisons: list[Comparison]) -> list[dict]:
     return [asdict(c) for c in comparisons]
+
+
+def perf_table(comparisons: list[Comparison]) -> str:
+    """One row per benchmark: medians, slowdown, its confidence bound, threshold, verdict."""
+    from bench.plumbing.tables import percent, render
+
+    headers = ["benchmark", "base_ms", "candidate_ms", "slowdown", "slowdown_low95", "threshold",
+               "rounds", "verdict", "note"]
+    rows = [[c.name, c.base_ms, c.candidate_ms, percent(c.ratio - 1), percent(c.ratio_low - 1),
+             f"+{c.threshold * 100:.0f}%", c.rounds, c.verdict, c.note] for c in comparisons]
+    return render(headers, rows)

@@ -1,6 +1,6 @@
 """Run the benchmark suite against two code trees in interleaved rounds, on the same machine.
 
-The suite (this checkout's `benchmarks/`) is the same for both sides; only the code under test
+The suite (this checkout's `bench/gate/perf_suite/`, snapshotted at the start) is the same for both sides; only the code under test
 differs: each subprocess runs with its code tree as working directory and first on PYTHONPATH,
 so `import zoo, bench, export` resolves to that tree. Rounds go A B, B A, A B, ... so slow drift
 of the machine's load falls on both sides equally.
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
-# Read by benchmarks/perf_systems.py; the gate passes it to the candidate side only.
+SUITE_DIR = REPO_ROOT / "bench" / "gate" / "perf_suite"
+# Read by perf_suite/perf_systems.py; the gate passes it to the candidate side only.
 SLOWDOWN_ENV = "IMGCLS_PERF_INJECT_SLOWDOWN"
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.gate import compare as cmp
-from bench.gate.interleave import (BENCHMARKS_DIR, REPO_ROOT, SLOWDOWN_ENV, TIMERS, GateError, Side,
+from bench.gate.compare import perf_table
+from bench.gate.interleave import (SUITE_DIR, REPO_ROOT, SLOWDOWN_ENV, TIMERS, GateError, Side,
                                    SuiteOptions, interleaved_rounds, single_rounds, worktree)
-from bench.gate.table import perf_table
 
 DEFAULT_BASELINE = REPO_ROOT / "results" / "baselines" / "perf.json"
 BASELINE_FORMAT = "imgcls-perf-baseline/1"
@@ -53,18 +53,18 @@ class GateResult:
 
 
 def snapshot_suite(work_dir: Path) -> Path:
-    """A copy of benchmarks/ taken at the start, so edits made while the gate runs change nothing."""
-    target = work_dir / "benchmarks"
-    if target.resolve() == BENCHMARKS_DIR.resolve():
+    """A copy of the suite taken at the start, so edits made while the gate runs change nothing."""
+    target = work_dir / "perf_suite"
+    if target.resolve() == SUITE_DIR.resolve():
         raise GateError(f"--out {work_dir} would put the suite's snapshot over the suite itself; "
                         "choose another --out")
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(BENCHMARKS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(SUITE_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
 
-def suite(suite_dir: Path = BENCHMARKS_DIR, keyword: str | None = None, seconds: float = SECONDS,
+def suite(suite_dir: Path = SUITE_DIR, keyword: str | None = None, seconds: float = SECONDS,
           threads: int = 1, timer: str = "cpu") -> SuiteOptions:
     return SuiteOptions(tuple([str(suite_dir)] + (["-k", keyword] if keyword else [])), seconds, threads, timer)
 

@@ -26,7 +26,7 @@ import numpy as np
 from bench.gate import perf
 from bench.gate.compare import CALIBRATION, DEFAULT_THRESHOLD
 from bench.gate.interleave import REPO_ROOT, GateError, resolve_revision, worktree
-from bench.gate.table import render
+from bench.plumbing.tables import render
 
 GATED = ["tf_infer[resnet18-b1]", "tf_infer[resnet18-b32]", "tf_infer[googlenet-b1]",
          "tf_infer[googlenet-b32]", "ort_infer[resnet18-b1]", "ort_infer[resnet18-b32]",

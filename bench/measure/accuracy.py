@@ -5,11 +5,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-
-def top_k_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
-    """How many labels are among the k highest scores of their row."""
-    top = np.argpartition(-scores, kth=min(k, scores.shape[1]) - 1, axis=1)[:, :k]
-    return int((top == labels[:, None]).any(axis=1).sum())
+from bench.plumbing.metrics import top_k_correct
 
 
 def evaluate(predict: Callable[[np.ndarray], np.ndarray], batches: Iterable, num_classes: int) -> dict[str, float]:
@@ -26,17 +22,6 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], batches: Iterable, num
     if n == 0:
         raise ValueError("no test examples to evaluate")
     return {"top1": correct1 / n, "top5": correct5 / n if num_classes > 5 else float("nan"), "examples": n, "batches": count}
-
-
-def load_checkpoint(path: str):
-    """A trained model saved by Keras (`.keras`); importing zoo registers its custom layers."""
-    import keras
-
-    try:
-        import zoo  # noqa: F401
-    except ImportError:
-        pass
-    return keras.models.load_model(path, compile=False)
 
 
 def fit_briefly(model, dataset, *, input_shape, steps: int, batch_size: int = 64, seed: int = 0) -> None:

@@ -162,16 +162,14 @@ class OnnxRuntime(Engine):
         return True, ""
 
     def prepare(self, model, batch_shape):
-        import onnxruntime as ort
+        from export.runtimes import onnxruntime_session
 
         if self._model is not model:  # convert once per model; the ONNX graph has a dynamic batch dim
             path = self.workdir / f"model-{id(model):x}.onnx"
             started = time.perf_counter()
             export_onnx(model, path)
             self.conversion_s = time.perf_counter() - started
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._session = ort.InferenceSession(str(path), options, providers=[self.provider])
+            self._session = onnxruntime_session(path, provider=self.provider)
             self._input = self._session.get_inputs()[0].name
             self._outputs = [self._session.get_outputs()[0].name]
             self._model = model

@@ -1,4 +1,4 @@
-"""Harness overhead: the timing loop against a bare perf_counter loop, on a model of about 1 ms.
+"""Harness overhead: the timing loop against a bare perf_counter loop, on the zoo's reference_cnn.
 
 Both loops call the same system under test (a tf_function engine) the same number of times; rounds
 alternate harness/bare so machine noise hits both alike, and the median of the per-round ratios
@@ -8,25 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import zoo
+
 from bench.measure.engines import TfFunction
 from bench.measure.timing import bare_loop_ns, time_calls
-
-
-def reference_cnn(input_shape=(32, 32, 3), num_classes=10, classifier_activation="softmax"):
-    """A small CNN whose batch-1 forward pass takes about a millisecond on a CPU core at 32x32x3.
-    Also usable in a matrix as `bench.measure.overhead:reference_cnn`."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(tuple(input_shape))
-    x = layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Dense(num_classes, activation=classifier_activation)(x)
-    return keras.Model(inputs, outputs, name="reference_cnn")
 
 
 def harness_overhead(device: str = "cpu", calls: int = 25, rounds: int = 40) -> dict[str, float]:
@@ -36,7 +21,7 @@ def harness_overhead(device: str = "cpu", calls: int = 25, rounds: int = 40) -> 
     call, measured on a no-op so machine noise cannot hide it, as a share of the model's latency."""
     engine = TfFunction(device)
     batch = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
-    engine.prepare(reference_cnn(), batch.shape)
+    engine.prepare(zoo.build("reference_cnn", input_shape=(32, 32, 3), num_classes=10), batch.shape)
     for _ in range(20):
         engine(batch)
 

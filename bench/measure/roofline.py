@@ -29,9 +29,9 @@ def _tf_matmul(n: int, device: str, jit: bool):
 
 
 def _ort_matmul(n: int, provider: str):
-    import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper
+
+    from export.runtimes import onnxruntime_session
 
     a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])
     b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])
@@ -39,7 +39,7 @@ def _ort_matmul(n: int, provider: str):
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", [a, b], [c])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = min(model.ir_version, 10)  # what onnxruntime 1.2x/1.3x accepts
-    session = ort.InferenceSession(model.SerializeToString(), providers=[provider])
+    session = onnxruntime_session(model.SerializeToString(), provider=provider)
     return lambda ab: session.run(None, {"a": ab[0], "b": ab[1]})[0]
 
 
@@ -67,8 +67,3 @@ def peak_rates(families: list[str], device: str = "cpu", n: int = 1024, rounds: 
             timing = time_calls(fn, ab, warmup=2 if round_ == 0 else 0, time_budget_s=time_budget_s, min_repeats=5)
             best_ns[family] = min(best_ns[family], float(timing.samples_ns.min()))
     return {family: 2.0 * n**3 / (ns / 1e9) for family, ns in best_ns.items()}
-
-
-def peak_matmul_flops(family: str, device: str = "cpu", n: int = 1024, time_budget_s: float = 1.0) -> float:
-    """Best FLOP/s of one family (see `peak_rates`)."""
-    return peak_rates([family], device, n, rounds=1, time_budget_s=time_budget_s)[family]

@@ -38,6 +38,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from bench.plumbing.precision import dtype_policy
+
 VALUE_RANGE = (0.0, 1.0)  # bench.data pipelines yield float32 images in [0, 1]
 
 KEYS = (
@@ -164,12 +166,8 @@ def build_augmentation(config: dict[str, Any] | None, seed: int | None = None,
                        name: str = "augmentation") -> keras.Sequential | None:
     """See `_build`; the layers always compute in float32, whatever the global mixed-precision
     policy: they are input-pipeline work on float32 batches, not part of the model."""
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
+    with dtype_policy("float32"):
         return _build(config, seed, name)
-    finally:
-        keras.config.set_dtype_policy(policy)
 
 
 def _build(config: dict[str, Any] | None, seed: int | None, name: str) -> keras.Sequential | None:

@@ -6,15 +6,15 @@ callback can refuse to save weights from an epoch that diverged.
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+
+from bench.plumbing.files import atomic_path, atomic_write_json
 
 
 class NonFiniteLossStop(keras.callbacks.Callback):
@@ -58,12 +58,6 @@ def current_lr(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the full model (weights + optimizer state) to `last.keras` after every good epoch,
     `best.keras` when the monitored validation metric improves, and `state.json` (epochs done,
@@ -80,16 +74,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         logs = logs or {}
         if self.nan_stop.diverged_at is not None or not math.isfinite(float(logs.get("loss", 0.0))):
             return
-        tmp = self.out_dir / "last.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.out_dir / "last.keras")
+        with atomic_path(self.out_dir / "last.keras") as tmp:
+            self.model.save(tmp)
         value = logs.get(self.monitor) if self.monitor else None
         if value is not None and (self.state.get("best") is None or value > self.state["best"]):
             self.state.update(best=float(value), best_epoch=epoch + 1)
-            self.model.save(tmp)
-            os.replace(tmp, self.out_dir / "best.keras")
+            with atomic_path(self.out_dir / "best.keras") as tmp:
+                self.model.save(tmp)
         self.state.update(epoch=epoch + 1, train_time_s=round(time.perf_counter() - self._t0, 2))
-        atomic_write_text(self.out_dir / "state.json", json.dumps(self.state, indent=2))
+        atomic_write_json(self.out_dir / "state.json", self.state, indent=2)
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -111,12 +104,10 @@ class HistoryCSV(keras.callbacks.Callback):
         row.update({k: float(np.asarray(v)) for k, v in (logs or {}).items() if k != "learning_rate"})
         self.rows.append(row)
         columns = list(dict.fromkeys(k for r in self.rows for k in r))
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.path)
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

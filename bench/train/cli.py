@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.train.recipes import PRECISIONS, RECIPES, default_recipe, get_recipe, recipe_names
+from bench.plumbing.precision import KERAS_POLICIES
 
 SEED_AUGMENT = {"rotation_range": 20, "width_shift_range": 0.1, "height_shift_range": 0.1,
                 "shear_range": 10, "zoom_range": 0.1, "horizontal_flip": True}
@@ -24,7 +24,7 @@ SEED_AUGMENT = {"rotation_range": 20, "width_shift_range": 0.1, "height_shift_ra
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench train",
                                 description="Train a model with a recipe (see `python -m bench train recipes`).")
-    p.add_argument("--model", help="model name (zoo or small_cnn); with --dataset picks the recipe")
+    p.add_argument("--model", help="zoo model name (python -m zoo list); with --dataset picks the recipe")
     p.add_argument("--dataset", help="dataset name (mnist, fashion_mnist, cifar10, ...)")
     p.add_argument("--recipe", help="recipe name; overrides the model/dataset default")
     p.add_argument("--epochs", type=int)
@@ -41,7 +41,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true", help="tf.config.experimental.enable_op_determinism()")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--precision", choices=PRECISIONS, help="default: the recipe's (mostly float32)")
+    p.add_argument("--precision", choices=KERAS_POLICIES, help="default: the recipe's (mostly float32)")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute strategy (docs/distributed.md); batch and LR are per replica")
@@ -56,6 +56,7 @@ def _train_parser() -> argparse.ArgumentParser:
 def _preview(argv: list[str]) -> int:
     from bench.data import load_dataset
     from bench.train.preview import augment_preview
+    from bench.train.recipes import RECIPES, get_recipe
 
     p = argparse.ArgumentParser(prog="python -m bench train augment-preview",
                                 description="PNG of augmented samples (first row: originals)")
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["finetune-vs-scratch"]:
         return _compare(argv[1:])
     if argv[:1] == ["recipes"]:
+        from bench.train.recipes import get_recipe, recipe_names
+
         for name in recipe_names():
             r = get_recipe(name)
             print(f"{name:<38}{r.model:<20}{r.dataset:<15}{r.expect}")
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p = _train_parser()
     args = p.parse_args(argv)
     from bench.distribute.strategy import make_strategy
+    from bench.train.recipes import default_recipe, get_recipe
     try:  # first: logical devices and the cluster are fixed when TensorFlow starts
         strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)
     except ValueError as exc:

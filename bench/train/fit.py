@@ -13,11 +13,10 @@ writes into the run directory:
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,14 +24,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import zoo
+from bench.plumbing.environment import training_environment
+from bench.plumbing.files import atomic_write_json
+from bench.plumbing.metrics import top_k_correct
+from bench.plumbing.precision import KERAS_POLICIES, check, dtype_policy
 from bench.train.augment import build_augmentation
-from bench.train.callbacks import (EpochCheckpoint, HistoryCSV, NonFiniteLossStop, TimeBudget,
-                                   atomic_write_text, read_history)
-from bench.train.models import build_model
-from bench.train.recipes import PRECISIONS, Recipe
+from bench.train.callbacks import EpochCheckpoint, HistoryCSV, NonFiniteLossStop, TimeBudget, read_history
+from bench.train.recipes import Recipe
 from bench.train.schedules import make_schedule
 from bench.train.splits import SPLIT_SEED, Splits, make_splits
-from export import checkpoint
+from zoo.inference import as_float32, inference_outputs
 
 NO_DECAY = ["bias", "gamma", "beta"]  # biases and batch-norm scales/offsets are not decayed
 
@@ -88,7 +90,8 @@ def compile_model(model: keras.Model, recipe: Recipe, total_steps: int, lr: floa
 
 def build_for_recipe(recipe: Recipe, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     if recipe.finetune is None:
-        return build_model(recipe.model, input_shape, num_classes, **recipe.model_options)
+        return zoo.build(recipe.model, input_shape=tuple(input_shape), num_classes=num_classes,
+                         classifier_activation="softmax", **recipe.model_options)
     from zoo import transfer  # the pretrained backbones; imported only when fine-tuning
     ft = recipe.finetune
     options = {k: ft[k] for k in ("head", "dropout", "weights") if k in ft}
@@ -109,9 +112,9 @@ def load_checkpoint(path: Path, expected: keras.Model) -> keras.Model:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train without --resume first")
     try:
-        model = keras.saving.load_model(path)
-    except Exception as exc:  # a corrupt or foreign file: say which, and what to do
-        raise CheckpointMismatch(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}. "
+        model = zoo.load_model(path, compile=True)  # with the optimizer state
+    except zoo.CheckpointError as exc:  # a corrupt or foreign file: say which, and what to do
+        raise CheckpointMismatch(f"cannot resume from {path}: {exc}. "
                                  "Delete it or choose another --out directory.") from exc
     got = [tuple(w.shape) for w in model.weights]
     want = [tuple(w.shape) for w in expected.weights]
@@ -135,22 +138,9 @@ def top1(model: keras.Model, ds: tf.data.Dataset) -> float:
             p = p[0]
         if isinstance(y, (list, tuple)):  # one target per output
             y = y[0]
-        correct += int(np.sum(np.argmax(np.asarray(p), -1) == np.argmax(np.asarray(y), -1)))
+        correct += top_k_correct(np.asarray(p), np.asarray(y))
         total += int(x.shape[0])
     return correct / max(total, 1)
-
-
-def environment() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
-            # other work on the machine slows a run down: say how busy it was
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -205,131 +195,187 @@ def _start_or_resume(recipe: Recipe, out: Path, fresh: keras.Model, resume: bool
     return fresh, state
 
 
-def train(recipe: Recipe, out_dir: Path | str, **options: Any) -> dict[str, Any]:
+@dataclass
+class _Run:
+    """What the steps of one training run share."""
+
+    recipe: Recipe
+    out: Path
+    seed: int
+    deterministic: bool
+    strategy: Any
+    lr_scaling: str
+    wall_start: float = field(default_factory=time.perf_counter)
+    splits: Splits | None = None
+    model: keras.Model | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    nan_stop: NonFiniteLossStop = field(default_factory=NonFiniteLossStop)
+    budget: TimeBudget | None = None
+    callbacks: list = field(default_factory=list)
+
+    @property
+    def phase1_epochs(self) -> int:
+        return self.recipe.epochs
+
+    @property
+    def total_epochs(self) -> int:
+        return self.recipe.epochs + int((self.recipe.finetune or {}).get("phase2_epochs", 0))
+
+    def stopped(self) -> bool:
+        return self.nan_stop.diverged_at is not None or bool(self.budget and self.budget.stopped)
+
+
+def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
+          resume: bool = False, precision: str | None = None, dataset: Any = None,
+          extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None,
+          strategy: tf.distribute.Strategy | None = None, lr_scaling: str = "linear") -> dict[str, Any]:
     """Runs `recipe` into `out_dir`; returns (and writes) the run record.
 
-    Options: seed, deterministic, resume, precision (None: the recipe's), dataset (a loaded
-    `bench.data` dataset), extra_callbacks, verbose, strategy, lr_scaling.
-    Raises TrainingDiverged on a NaN/inf loss (last good checkpoint kept), CheckpointMismatch
-    when resuming from a checkpoint of another model. The global Keras dtype policy is restored
-    afterwards, so a mixed-precision run does not leak into the caller's next model.
+    `precision` (None: the recipe's) is a Keras dtype policy; `dataset` a loaded `bench.data`
+    dataset (default: the recipe's). Raises TrainingDiverged on a NaN/inf loss (last good checkpoint
+    kept), CheckpointMismatch when resuming from a checkpoint of another model. The global Keras
+    dtype policy is restored afterwards, so a mixed-precision run does not leak into the caller's
+    next model.
     """
-    policy = keras.config.dtype_policy()
-    try:
-        return _train(recipe, out_dir, **options)
-    finally:
-        keras.config.set_dtype_policy(policy)
-        if options.get("strategy") is not None:  # a non-chief worker wrote only to its scratch folder
-            from bench.distribute.strategy import chief_only_path
-            scratch = Path(chief_only_path(out_dir, options["strategy"]))
-            if scratch != Path(out_dir):
-                shutil.rmtree(scratch.parent, ignore_errors=True)
-
-
-def _train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: bool = False,
-           resume: bool = False, precision: str | None = None, dataset: Any = None,
-           extra_callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None,
-           strategy: tf.distribute.Strategy | None = None, lr_scaling: str = "linear"
-           ) -> dict[str, Any]:
-    from bench.distribute.strategy import chief_only_path, scale_batch_and_lr, shard_dataset
     strategy = strategy or tf.distribute.get_strategy()
-    if strategy.num_replicas_in_sync > 1:  # the recipe's batch and LR are per replica
-        scaled = scale_batch_and_lr(recipe.batch_size, recipe.lr, strategy.num_replicas_in_sync, rule=lr_scaling)
-        recipe = recipe.replace(batch_size=scaled.global_batch, lr=scaled.learning_rate)
+    recipe = _scaled_for_replicas(recipe, strategy, lr_scaling)
+    recipe = recipe.replace(precision=check(precision or recipe.precision, KERAS_POLICIES))
     out = Path(out_dir)
-    precision = precision or recipe.precision  # None: the recipe's
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    recipe = recipe.replace(precision=precision)  # recipe.json records what ran
     if not resume and (out / "last.keras").exists():
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
                               "or choose another --out directory")
-    out.mkdir(parents=True, exist_ok=True)
-    wall_start = time.perf_counter()
-    set_seeds(seed, deterministic)
-    keras.mixed_precision.set_global_policy(precision)
+    run = _Run(recipe, out, seed, deterministic, strategy, lr_scaling)
+    try:
+        with dtype_policy(recipe.precision):
+            set_seeds(seed, deterministic)
+            _prepare(run, dataset, resume)
+            _add_callbacks(run, extra_callbacks)
+            _fit_phases(run, verbose)
+            return _finish(run)
+    finally:
+        _remove_worker_scratch(out, strategy)
 
+
+def _scaled_for_replicas(recipe: Recipe, strategy, lr_scaling: str) -> Recipe:
+    """The recipe's batch and learning rate are per replica: scale them to the global batch."""
+    from bench.distribute.strategy import scale_batch_and_lr
+
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return recipe
+    scaled = scale_batch_and_lr(recipe.batch_size, recipe.lr, replicas, rule=lr_scaling)
+    return recipe.replace(batch_size=scaled.global_batch, lr=scaled.learning_rate)
+
+
+def _remove_worker_scratch(out: Path, strategy) -> None:
+    """A non-chief worker wrote only to its scratch folder; nothing of it is kept."""
+    from bench.distribute.strategy import chief_only_path
+
+    scratch = Path(chief_only_path(out, strategy))
+    if scratch != out:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
+
+
+def _prepare(run: _Run, dataset: Any, resume: bool) -> None:
+    """Data splits (sharded per worker), the model (fresh or resumed) and the run state."""
+    from bench.distribute.strategy import chief_only_path, shard_dataset
+
+    recipe, strategy = run.recipe, run.strategy
+    run.out.mkdir(parents=True, exist_ok=True)
     if dataset is None:
         from bench.data import load_dataset
         dataset = load_dataset(recipe.dataset)
-    augmentation = build_augmentation(recipe.augment, seed=seed)
+    augmentation = build_augmentation(recipe.augment, seed=run.seed)
     num_outputs = 3 if recipe.model_options.get("aux_outputs") else 1
-    splits: Splits = make_splits(dataset, recipe, seed, augmentation, num_outputs)
+    splits = make_splits(dataset, recipe, run.seed, augmentation, num_outputs)
     splits.train = shard_dataset(splits.train, strategy)  # each worker keeps its part of every global batch
     splits.val = shard_dataset(splits.val, strategy) if splits.val is not None else None
-    with strategy.scope():  # model, optimizer and metric variables are created mirrored
+    run.splits = splits
+    with strategy.scope():  # model, optimizer, metric variables (and a loaded checkpoint) are mirrored
         fresh = build_for_recipe(recipe, splits.input_shape, splits.num_classes)
-    phase1_epochs = recipe.epochs
-    ft = recipe.finetune or {}
-    total_epochs = phase1_epochs + int(ft.get("phase2_epochs", 0))
+        run.model, run.state = _start_or_resume(recipe, run.out, fresh, resume, run.seed,
+                                                splits.steps_per_epoch * run.phase1_epochs)
+    run.out = Path(chief_only_path(run.out, strategy))  # all read the chief's run; only the chief writes into it
+    run.out.mkdir(parents=True, exist_ok=True)
 
-    with strategy.scope():  # a loaded checkpoint and the optimizer are mirrored too
-        model, state = _start_or_resume(recipe, out, fresh, resume, seed,
-                                        splits.steps_per_epoch * phase1_epochs)
-    initial_epoch = int(state["epoch"])
-    out = Path(chief_only_path(out, strategy))  # all read the chief's run; only the chief writes into it
-    out.mkdir(parents=True, exist_ok=True)
 
-    nan_stop = NonFiniteLossStop()
-    budget = TimeBudget(recipe.time_budget_s, state["train_time_s"]) if recipe.time_budget_s else None
-    callbacks = [nan_stop, HistoryCSV(out / "history.csv", initial_epoch),
-                 EpochCheckpoint(out, _monitor_key(model, splits.val is not None), nan_stop, state,
-                                 state["train_time_s"])]
-    callbacks += ([budget] if budget else []) + list(extra_callbacks)
+def _add_callbacks(run: _Run, extra: Sequence[keras.callbacks.Callback]) -> None:
+    state, initial_epoch = run.state, int(run.state["epoch"])
+    if run.recipe.time_budget_s:
+        run.budget = TimeBudget(run.recipe.time_budget_s, state["train_time_s"])
+    run.callbacks = [run.nan_stop, HistoryCSV(run.out / "history.csv", initial_epoch),
+                     EpochCheckpoint(run.out, _monitor_key(run.model, run.splits.val is not None), run.nan_stop,
+                                     state, state["train_time_s"])]
+    run.callbacks += ([run.budget] if run.budget else []) + list(extra)
+
+
+def _fit_phases(run: _Run, verbose: int | None) -> None:
+    """Phase 1 (the recipe's epochs); for fine-tuning recipes, phase 2 with the top unfrozen."""
+    recipe, splits, state = run.recipe, run.splits, run.state
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     print(f"training {recipe.name}: {recipe.model} on {recipe.dataset} {splits.sizes}, input "
-          f"{splits.input_shape}, epochs {initial_epoch + 1}..{total_epochs}, seed {seed}", flush=True)
+          f"{splits.input_shape}, epochs {int(state['epoch']) + 1}..{run.total_epochs}, seed {run.seed}", flush=True)
 
-    def fit(model, start, stop):
-        if start < stop and nan_stop.diverged_at is None and not (budget and budget.stopped):
-            model.fit(splits.train, validation_data=splits.val, epochs=stop, initial_epoch=start,
-                      shuffle=False, callbacks=callbacks, verbose=verbose)
+    def fit(start: int, stop: int) -> None:
+        if start < stop and not run.stopped():
+            run.model.fit(splits.train, validation_data=splits.val, epochs=stop, initial_epoch=start,
+                          shuffle=False, callbacks=run.callbacks, verbose=verbose)
 
-    fit(model, initial_epoch, phase1_epochs)
-    if ft.get("phase2_epochs") and nan_stop.diverged_at is None:
-        if int(state["epoch"]) <= phase1_epochs:  # entering phase 2 (not resuming inside it)
+    fit(int(state["epoch"]), run.phase1_epochs)
+    ft = recipe.finetune or {}
+    if ft.get("phase2_epochs") and run.nan_stop.diverged_at is None:
+        if int(state["epoch"]) <= run.phase1_epochs:  # entering phase 2 (not resuming inside it)
             from zoo import transfer
-            transfer.unfreeze_top(model, int(ft["phase2_unfreeze"]))
-            with strategy.scope():
-                compile_model(model, recipe.replace(epochs=int(ft["phase2_epochs"]), schedule="constant"),
+            transfer.unfreeze_top(run.model, int(ft["phase2_unfreeze"]))
+            with run.strategy.scope():
+                compile_model(run.model, recipe.replace(epochs=int(ft["phase2_epochs"]), schedule="constant"),
                               splits.steps_per_epoch * int(ft["phase2_epochs"]), lr=ft.get("phase2_lr"))
-        fit(model, max(int(state["epoch"]), phase1_epochs), total_epochs)
+        fit(max(int(state["epoch"]), run.phase1_epochs), run.total_epochs)
 
-    record = {"recipe": recipe.to_dict(), "seed": seed, "deterministic": deterministic,
-              "precision": precision, "split_seed": SPLIT_SEED, "data_sizes": splits.sizes,
-              "class_names": splits.class_names, "input_shape": list(splits.input_shape),
-              "parameters": int(model.count_params()), "environment": environment(),
-              "epochs_done": int(state["epoch"]), "train_time_s": state["train_time_s"],
-              "best_epoch": state["best_epoch"], "best_val_top1": state["best"],
-              # the recipe above is already per-replica-scaled: batch_size is the global batch
-              "strategy": _tf_class_name(strategy), "replicas": int(strategy.num_replicas_in_sync),
-              "lr_scaling": lr_scaling if strategy.num_replicas_in_sync > 1 else None}
-    if nan_stop.diverged_at is not None:
-        epoch, batch, loss = nan_stop.diverged_at
+
+def _record(run: _Run) -> dict[str, Any]:
+    recipe, splits, state, strategy = run.recipe, run.splits, run.state, run.strategy
+    replicas = int(strategy.num_replicas_in_sync)
+    return {"recipe": recipe.to_dict(), "seed": run.seed, "deterministic": run.deterministic,
+            "precision": recipe.precision, "split_seed": SPLIT_SEED, "data_sizes": splits.sizes,
+            "class_names": splits.class_names, "input_shape": list(splits.input_shape),
+            "parameters": int(run.model.count_params()), "environment": training_environment(),
+            "epochs_done": int(state["epoch"]), "train_time_s": state["train_time_s"],
+            "best_epoch": state["best_epoch"], "best_val_top1": state["best"],
+            # the recipe above is already per-replica-scaled: batch_size is the global batch
+            "strategy": _tf_class_name(strategy), "replicas": replicas,
+            "lr_scaling": run.lr_scaling if replicas > 1 else None}
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """The record; on divergence it is written and TrainingDiverged raised. Otherwise the best
+    epoch's model is tested and saved as what gets exported: float32 everywhere (a mixed-precision
+    run's variables are float32 already) and GoogLeNet's main output only."""
+    recipe, out, state, model = run.recipe, run.out, run.state, run.model
+    record = _record(run)
+    if run.nan_stop.diverged_at is not None:
+        epoch, batch, loss = run.nan_stop.diverged_at
         kept = (f"the last good checkpoint {out / 'last.keras'} (epoch {state['epoch']}) is kept"
                 if state["epoch"] else "no epoch finished, so there is no good checkpoint")
         message = (f"training diverged: loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                    f"{kept}. Lower the learning rate (recipe {recipe.name!r} uses lr={recipe.lr}) "
                    "or check the input data for NaN.")
-        record.update(status="diverged", error=message, wall_time_s=round(time.perf_counter() - wall_start, 2))
-        atomic_write_text(out / "recipe.json", json.dumps(record, indent=2, default=str))
+        record.update(status="diverged", error=message, wall_time_s=round(time.perf_counter() - run.wall_start, 2))
+        atomic_write_json(out / "recipe.json", record, indent=2)
         raise TrainingDiverged(message)
-
     history = read_history(out / "history.csv")
     if history:
-        plot_curves(history, out / "curves.png", f"{recipe.name} (seed {seed})")
+        plot_curves(history, out / "curves.png", f"{recipe.name} (seed {run.seed})")
     best = model  # the best epoch on validation, which is often the last
     if (out / "best.keras").exists() and state["best_epoch"] != state["epoch"]:
-        best = keras.saving.load_model(out / "best.keras")
-    # test and save what gets exported: float32 everywhere (a mixed-precision run's variables are
-    # float32 already) and GoogLeNet's main output only
-    final = checkpoint.inference_outputs(checkpoint.as_float32(best))
-    record["test_top1"] = round(top1(final, splits.test), 5)
-    record["test_top1_last"] = round(top1(model, splits.test), 5) if best is not model else record["test_top1"]
+        best = zoo.load_model(out / "best.keras")
+    final = inference_outputs(as_float32(best))
+    record["test_top1"] = round(top1(final, run.splits.test), 5)
+    record["test_top1_last"] = round(top1(model, run.splits.test), 5) if best is not model else record["test_top1"]
     final.save(out / "model.keras")
-    record.update(status="stopped at time budget" if budget and budget.stopped else "done",
-                  wall_time_s=round(time.perf_counter() - wall_start, 2))
-    atomic_write_text(out / "recipe.json", json.dumps(record, indent=2, default=str))
+    record.update(status="stopped at time budget" if run.budget and run.budget.stopped else "done",
+                  wall_time_s=round(time.perf_counter() - run.wall_start, 2))
+    atomic_write_json(out / "recipe.json", record, indent=2)
     print(f"{recipe.name}: test top-1 {record['test_top1']:.4f} (best epoch {state['best_epoch']}), "
           f"training {state['train_time_s']:.0f} s, wall {record['wall_time_s']:.0f} s -> {out}", flush=True)
     return record

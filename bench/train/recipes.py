@@ -13,11 +13,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.plumbing.precision import KERAS_POLICIES
 from bench.train.augment import build_augmentation
 from bench.train.schedules import SCHEDULES
 
 OPTIMIZERS = ("sgd", "sgd_nesterov", "adam", "adamw")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ class Recipe:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.val_fraction < 0.5:
             problems.append(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        if self.precision not in KERAS_POLICIES:
+            problems.append(f"precision {self.precision!r} is not one of {KERAS_POLICIES}")
         if self.resize_method not in ("resize", "pad"):
             problems.append(f"resize_method must be 'resize' or 'pad', got {self.resize_method!r}")
         if self.finetune is not None:
@@ -105,7 +105,7 @@ CAT_DOG = (3, 5)  # CIFAR-10 labels: cat, dog
 RECIPES: dict[str, dict[str, Any]] = {
     # ---- MNIST ---------------------------------------------------------------------------------
     "mnist_cnn": dict(
-        # >= 99.4% test top-1 in < 10 min on 2 CPU cores (results/train/mnist_cnn.json)
+        # >= 99.4% test top-1 in < 10 min on 2 CPU cores (results/train/mnist_cnn_idle)
         model="small_cnn", dataset="mnist",
         epochs=8, batch_size=128,
         optimizer="adamw", lr=3e-3, schedule="one_cycle", weight_decay=5e-4,
@@ -159,7 +159,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                "cifar10_airbench_cpu is the CPU recipe",
     ),
     "cifar10_airbench_cpu": dict(
-        # the CPU recipe: airbench94's network (bench.train.models.airbench_net) with Page's
+        # the CPU recipe: airbench94's network (zoo airbench_net) with Page's
         # ResNet-9 DAWNBench hyperparameters (SGD+Nesterov, peak lr 0.4 at batch 512, wd 5e-4,
         # label smoothing 0.2, one-cycle, pad-4 crop + flip); sized to finish inside 30 minutes
         # of 2 CPU cores, with the budget as a backstop

@@ -3,5 +3,5 @@ import perf_systems
 
 
 def test_export_onnx(measure, tmp_path):
-    run = perf_systems.make_export(perf_systems.small_cnn(), tmp_path)
-    measure(run, model="small_cnn", code_root=perf_systems.code_root())
+    run = perf_systems.make_export(perf_systems.perf_gate_cnn(), tmp_path)
+    measure(run, model="perf_gate_cnn", code_root=perf_systems.code_root())

@@ -3,13 +3,14 @@ as it is measured, so an interrupted run keeps every finished row; results.json 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from bench.plumbing.files import atomic_write_json
 
 # column -> type; the CSV header is exactly this order.
 COLUMNS: dict[str, type] = {
@@ -25,7 +26,7 @@ COLUMNS: dict[str, type] = {
     "peak_flops_per_sec": float, "peak_fraction": float,
     "peak_memory_mb": float, "gpu_peak_memory_mb": float,
     "status": str, "reason": str, "duration_s": float, "timestamp": str,
-    "env_id": str, "hostname": str, "cpu_model": str, "gpu_name": str,
+    "env_id": str, "hostname": str, "cpu_model": str, "cpu_flags": str, "gpu_name": str,
     "tf_version": str, "keras_version": str, "ort_version": str, "git_commit": str,
 }
 # What identifies a cell: a rerun with --resume skips cells whose key is already on disk.
@@ -98,9 +99,7 @@ class ResultsFile:
 
     def write_json(self) -> None:
         rows = [typed(r) for r in self.read()]
-        tmp = self.json_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(rows, indent=1, allow_nan=False))
-        os.replace(tmp, self.json_path)  # never a half-written results.json
+        atomic_write_json(self.json_path, rows, allow_nan=False)  # never a half-written results.json
 
     def clear(self) -> None:
         for path in (self.csv_path, self.json_path):

@@ -2,9 +2,11 @@
 
 Each `make_*` function does its setup (build, trace, convert) once and returns a zero-argument
 callable doing exactly one unit of the measured work, through the toolkit's own code paths:
-`zoo.build`, the bench harness' engines and train step, `export.convert.to_onnx`. The gate runs
-this file from the candidate checkout against the code of both revisions (each revision's root
-comes first on `sys.path`), so the toolkit is imported lazily and nothing from `bench.gate` is used.
+`zoo.build`, the bench harness' engines and train step, `export.convert.to_onnx`, the one
+onnxruntime session factory. The gate runs this file from the candidate checkout against the code
+of both revisions (each revision's root comes first on `sys.path`), so the toolkit is imported
+lazily, nothing from `bench.gate` is used, and where a base revision from before a restructuring
+lacks a module, `toolkit()` says which older path provides the same code.
 """
 from __future__ import annotations
 
@@ -34,9 +36,10 @@ def build_model(key: str):
                      **entry["options"])
 
 
-def small_cnn():
-    """The export benchmark's model: every zoo architecture takes 2-3 s of tf2onnx per conversion,
-    too long to repeat in a one-minute gate; three conv blocks convert in ~0.1 s of CPU."""
+def perf_gate_cnn():
+    """The export benchmark's own network, frozen here (not in the zoo) so that its workload is the
+    same in every revision the gate compares: every zoo architecture takes 2-3 s of tf2onnx per
+    conversion, too long to repeat in a one-minute gate; three conv blocks convert in ~0.1 s of CPU."""
     import keras
 
     inputs = keras.Input((32, 32, 3))
@@ -46,7 +49,7 @@ def small_cnn():
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Flatten()(x)
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name="small_cnn")
+    return keras.Model(inputs, outputs, name="perf_gate_cnn")
 
 
 def code_root() -> str:
@@ -85,15 +88,25 @@ def onnx_file(model, key: str, cache_dir: Path) -> Path:
     return path
 
 
+def ort_session(onnx_path: Path):
+    """The toolkit's one onnxruntime session factory. A base revision from before it existed
+    (perf-check --base OLD) made its sessions with these same options inline."""
+    try:
+        from export.runtimes import onnxruntime_session
+    except ImportError:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = THREADS
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime_session(onnx_path, threads=THREADS)
+
+
 def make_ort_infer(onnx_path: Path, batch: int, input_shape: tuple[int, ...]) -> Callable[[], Any]:
     """An onnxruntime CPU session with full graph optimisation, as the bench harness runs it."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = ort_session(onnx_path)
     feed = {session.get_inputs()[0].name: random_images(batch, input_shape)}
     outputs = [session.get_outputs()[0].name]
     session.run(outputs, feed)

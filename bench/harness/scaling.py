@@ -1,7 +1,7 @@
 """Scaling efficiency: throughput with N replicas / (N x throughput with one replica).
 
-    python -m bench.distribute.scaling --out results/distribute            # measure, write CSV + md
-    python -m bench.distribute.scaling measure --strategy mirrored --cpu-devices 2 --row row.json
+    python -m bench distribute scaling --out results/distribute            # measure, write CSV + md
+    python -m bench distribute scaling measure --strategy mirrored --cpu-devices 2 --row row.json
 
 Weak scaling: the per-replica batch is fixed, so N replicas process N x the images per step.
 Two set-ups on one host: `logical_devices` (MirroredStrategy over 1 or 2 logical CPU devices in
@@ -73,7 +73,7 @@ def measure_here(args: argparse.Namespace) -> dict | None:
 
 
 def _measure_command(args, strategy: str, cpu_devices: int | None, threads: int, row: str) -> list[str]:
-    cmd = [sys.executable, "-m", "bench.distribute.scaling", "measure", "--strategy", strategy,
+    cmd = [sys.executable, "-m", "bench.harness.scaling", "measure", "--strategy", strategy,
            "--model", args.model, "--dataset", args.dataset, "--per-replica-batch", str(args.per_replica_batch),
            "--warmup", str(args.warmup), "--steps", str(args.steps), "--intra-op-threads", str(threads),
            "--row", row]
@@ -192,9 +192,9 @@ def write_results(rows: list[dict], out: str) -> tuple[str, str]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     measure = bool(argv) and argv[0] == "measure"
-    p = argparse.ArgumentParser(prog="python -m bench.distribute.scaling" + (" measure" if measure else ""),
+    p = argparse.ArgumentParser(prog="python -m bench distribute scaling" + (" measure" if measure else ""),
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="cnn", choices=("mlp", "cnn"))
+    p.add_argument("--model", default="tiny_cnn", help="zoo model name (default tiny_cnn)")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--per-replica-batch", type=int, default=128)
     p.add_argument("--warmup", type=int, default=5, help="untimed steps (the first one traces)")
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "measure":
         row = measure_here(args)
         if row is not None:
-            from bench.distribute.backup import atomic_write_text
+            from bench.plumbing.files import atomic_write_text
 
             atomic_write_text(args.row, json.dumps(row))
         return 0

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import matrix as mx
-from bench.results import ResultsFile, now
+from bench.harness import matrix as mx
+from bench.harness.results import ResultsFile, now
+from bench.plumbing.files import atomic_write_json
 
 
 def _csv(kind=str):
@@ -35,13 +35,13 @@ def parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--profile", help=f"named profile: {', '.join(mx.profile_names())} (default quick)")
     src.add_argument("--matrix", type=Path, help="a TOML matrix file (same keys as bench/profiles/*.toml)")
-    p.add_argument("--models", type=_csv(), help="zoo names or package.module:function, comma-separated")
+    p.add_argument("--models", type=_csv(), help="zoo names or package.module:function (e.g. keras.applications:ResNet50), comma-separated")
     p.add_argument("--datasets", type=_csv(), help="dataset names or image-folder paths")
     p.add_argument("--tasks", type=_csv(), help=f"any of {', '.join(mx.TASKS)}")
     p.add_argument("--batch-sizes", type=_csv(int), help="inference batch sizes, e.g. 1,8,32")
     p.add_argument("--train-batch-sizes", type=_csv(int), help="training batch sizes")
     p.add_argument("--engines", type=_csv(), help="inference engines, e.g. keras_predict,tf_function,xla")
-    p.add_argument("--precisions", type=_csv(), help="fp32,mixed_float16,mixed_bfloat16")
+    p.add_argument("--precisions", type=_csv(), help="Keras dtype policies: float32,mixed_float16,mixed_bfloat16")
     p.add_argument("--xla", type=_csv(), help="training with XLA: on,off")
     p.add_argument("--device", choices=mx.DEVICES, help="cpu, gpu or auto (gpu when one is present)")
     budget = p.add_mutually_exclusive_group()
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         matrix = build_matrix(args)
         out = args.out or Path("results") / matrix.name
         if args.report_only:
-            from bench import report
+            from bench.harness import report
 
             print(f"report: {report.write(out)}")
             return 0
@@ -184,10 +184,10 @@ def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool 
 
 def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool, results: ResultsFile,
          strategy=None, strategy_name: str = "default", chief_out: Path | None = None) -> int:
-    from bench import report
-    from bench.measure import environment
-    from bench.measure.cells import CellRunner
-    from bench.measure.environment import row_fields
+    from bench.harness import report
+    from bench.harness.cells import CellRunner
+    from bench.plumbing import environment
+    from bench.plumbing.environment import row_fields
 
     env_path = out / "environment.json"
     if fresh:  # nothing of the earlier run may stay looking current
@@ -208,7 +208,7 @@ def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool
         from bench.measure.overhead import harness_overhead
 
         env["harness_overhead"] = earlier.get("harness_overhead") or harness_overhead(device)
-    _write_json(env_path, env)
+    atomic_write_json(env_path, env)
 
     todo = mx.cells(matrix, device)
     finished = ResultsFile(chief_out).finished_keys() if chief_out and not fresh else results.finished_keys()
@@ -234,16 +234,10 @@ def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool
                       f"| elapsed {_duration(elapsed)}, ETA {_duration(eta)}", file=sys.stderr, flush=True)
         finally:
             env["finished"] = now()
-            _write_json(env_path, env)
+            atomic_write_json(env_path, env)
     path = report.write(out)
     print(f"done in {_duration(time.perf_counter() - started)}: {results.csv_path}, {path}", file=sys.stderr)
     return 0
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

