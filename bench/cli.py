@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from bench.plumbing.console import run_command
+
 # command -> (module exposing main(argv: list[str]) -> int, or {subcommand: (module, help)}; one line of help)
 COMMANDS = {
     "data": ("bench.data.cli", "fetch, verify, describe and preview datasets"),
@@ -31,6 +33,12 @@ def usage(prog: str, commands: dict) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "imgcls", commands: dict = COMMANDS) -> int:
+    """The `imgcls` script and `python -m bench`: TensorFlow's start-up noise filtered, Ctrl-C as
+    one line and exit code 130 (bench.plumbing.console)."""
+    return run_command(lambda: dispatch(argv, prog, commands))
+
+
+def dispatch(argv: list[str] | None, prog: str, commands: dict) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage(prog, commands))
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None, prog: str = "imgcls", commands: dict = C
         return 2
     target = commands[name][0]
     if isinstance(target, dict):  # a command with subcommands
-        return main(rest, f"{prog} {name}", target)
+        return dispatch(rest, f"{prog} {name}", target)
     return int(importlib.import_module(target).main(rest) or 0)
 
 

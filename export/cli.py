@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.plumbing.console import interrupt_note
 from export.formats import FORMATS
 from export.job import ExportRequest
 from export.package import OutputExistsError, atomic_directory, check_destination
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     from export import pipeline
 
     try:
-        with atomic_directory(request.out, request.overwrite) as tmp:
+        with interrupt_note(f"nothing was written to {args.out}; the partial export is in {args.out}.failed"), \
+                atomic_directory(request.out, request.overwrite) as tmp:
             pipeline.run(job, tmp)
     except pipeline.VerificationFailed as exc:
         print(f"FAILED: {exc}; nothing was written to {args.out}, the failed artifact and its "

@@ -7,6 +7,7 @@ import time
 
 from bench.data.api import dataset_names, load_dataset
 from bench.data.errors import DataError
+from bench.plumbing.console import interrupt_note
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,19 +28,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fetch_kept(done: list[str], current: str) -> str:
+    """What an interrupted fetch leaves: the datasets finished before it, none of the current one
+    (every file enters the cache through a temporary name and is renamed only when verified)."""
+    before = f"{', '.join(done)} fetched and verified; " if done else ""
+    return f"{before}nothing partial of {current} was kept; run the same command again to fetch it"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "fetch":
-            failed = 0
+            failed, done = 0, []
             for name in args.names:
                 start = time.perf_counter()
                 try:
-                    ds = load_dataset(name, label_mode=args.label_mode)
+                    with interrupt_note(lambda: _fetch_kept(done, name)):
+                        ds = load_dataset(name, label_mode=args.label_mode)
                 except (DataError, ValueError) as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     failed += 1
                     continue
+                done.append(name)
                 print(f"{ds.describe()} [{time.perf_counter() - start:.1f} s]")
             return 1 if failed else 0
         ds = load_dataset(args.name, label_mode=args.label_mode)
@@ -59,4 +69,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench.plumbing.console import run_command
+
+    sys.exit(run_command(main))

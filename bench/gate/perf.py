@@ -272,4 +272,6 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench.plumbing.console import run_command
+
+    sys.exit(run_command(main))

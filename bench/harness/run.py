@@ -241,4 +241,6 @@ def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench.plumbing.console import run_command
+
+    sys.exit(run_command(main))

@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from bench.plumbing.console import interrupt_note
 from bench.plumbing.precision import KERAS_POLICIES
 
 SEED_AUGMENT = {"rotation_range": 20, "width_shift_range": 0.1, "height_shift_range": 0.1,
@@ -98,6 +99,18 @@ def _compare(argv: list[str]) -> int:
     return 0
 
 
+def _train_kept(out: Path) -> str:
+    """What an interrupted training run leaves: checkpoints are written at the end of each epoch,
+    whole or not at all."""
+    try:
+        epoch = int(json.loads((out / "state.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        epoch = 0
+    if epoch:
+        return f"{out} keeps the run up to its last finished epoch ({epoch}); continue it with --resume"
+    return f"no epoch had finished, so no checkpoint was kept in {out}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["augment-preview"]:
@@ -152,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.train.fit import CheckpointMismatch, TrainingDiverged, train
     out = Path(args.out or f"runs/{recipe.name}")
     try:
-        train(recipe, out, seed=args.seed, deterministic=args.deterministic, resume=args.resume,
-              precision=args.precision, verbose=2 if args.quiet else None,
-              strategy=strategy, lr_scaling=args.lr_scaling)
+        with interrupt_note(lambda: _train_kept(out)):
+            train(recipe, out, seed=args.seed, deterministic=args.deterministic, resume=args.resume,
+                  precision=args.precision, verbose=2 if args.quiet else None,
+                  strategy=strategy, lr_scaling=args.lr_scaling)
     except (TrainingDiverged, CheckpointMismatch, DataError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -172,4 +186,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench.plumbing.console import run_command
+
+    sys.exit(run_command(main))

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 import zoo
 from bench.plumbing.environment import training_environment
-from bench.plumbing.files import atomic_write_json
+from bench.plumbing.files import atomic_path, atomic_write_json
 from bench.plumbing.metrics import top_k_correct
 from bench.plumbing.precision import KERAS_POLICIES, check, dtype_policy
 from bench.train.augment import build_augmentation
@@ -162,7 +162,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -372,7 +373,8 @@ def _finish(run: _Run) -> dict[str, Any]:
     final = inference_outputs(as_float32(best))
     record["test_top1"] = round(top1(final, run.splits.test), 5)
     record["test_top1_last"] = round(top1(model, run.splits.test), 5) if best is not model else record["test_top1"]
-    final.save(out / "model.keras")
+    with atomic_path(out / "model.keras") as tmp:  # an interrupted save leaves no model.keras
+        final.save(tmp)
     record.update(status="stopped at time budget" if run.budget and run.budget.stopped else "done",
                   wall_time_s=round(time.perf_counter() - run.wall_start, 2))
     atomic_write_json(out / "recipe.json", record, indent=2)
