@@ -133,3 +133,82 @@ def test_hotdog_absent_says_what_to_provide(isolated_cache):
     with pytest.raises(DatasetUnavailable) as err:
         load_dataset("hotdog")
     assert "hotdog.zip" in str(err.value) and "fba480ffa8aa7e0febbb511d181409f899b9baa5" in str(err.value)
+
+
+# ---------------------------------------------------------------- what a new user's folder holds
+
+
+def _digit(mnist, i: int = 0) -> np.ndarray:
+    return mnist.numpy("train")[0][i, :, :, 0]
+
+
+def test_a_dataset_needs_two_classes_with_an_image_in_every_split(tmp_path, mnist):
+    folder = write_folder(tmp_path / "one", mnist, [0], per_class=3, fmt="PNG")
+    with pytest.raises(DataError) as err:
+        FolderDataset.open(folder)
+    assert str(err.value) == (f"{folder / 'train'}: a classifier needs at least 2 class folders, found only '0'; "
+                              "put each class's images in train/<class>/ and test/<class>/")
+    (folder / "train" / "1").mkdir()  # a second class, but an empty one: it would be a silent extra class
+    (folder / "test" / "1").mkdir()
+    with pytest.raises(DataError, match=r"no images \(.*\); every class needs at least one image in every split") as err:
+        FolderDataset.open(folder)
+    assert str(err.value).startswith(f"{folder / 'train' / '1'}: ") and "\n" not in str(err.value)
+    Image.fromarray(_digit(mnist)).save(folder / "train" / "1" / "000.png")  # the test split still lacks it
+    with pytest.raises(DataError, match="no images") as err:
+        FolderDataset.open(folder)
+    assert str(err.value).startswith(f"{folder / 'test' / '1'}: ")
+    Image.fromarray(_digit(mnist, 1)).save(folder / "test" / "1" / "000.png")
+    assert FolderDataset.open(folder).split_sizes == {"train": 4, "test": 4}
+
+
+def test_files_that_are_not_images_are_skipped_with_one_warning(tmp_path, mnist, capsys):
+    folder = write_folder(tmp_path / "digits", mnist, [0, 1], per_class=3, fmt="PNG")
+    (folder / "train" / "0" / "notes.txt").write_text("where I got these")
+    Image.fromarray(_digit(mnist)).save(folder / "test" / "1" / "scan.tiff")  # an image TensorFlow cannot read
+    (folder / "train" / "1" / ".DS_Store").write_bytes(b"\0")  # hidden: not worth a word
+    ds = FolderDataset.open(folder)
+    assert ds.split_sizes == {"train": 6, "test": 6}
+    err = capsys.readouterr().err
+    assert err == (f"warning: skipped 2 files under {folder} that are not bmp/gif/jpeg/jpg/png "
+                   f"(e.g. {folder / 'train' / '0' / 'notes.txt'}); convert any images among them to PNG or "
+                   "JPEG to use them\n")
+
+
+def test_bmp_gif_and_cmyk_jpeg_load_as_grayscale(tmp_path, mnist):
+    """TensorFlow decodes BMP, GIF and CMYK JPEG to 3 channels only (channels=1 raised an
+    InvalidArgumentError mid-iteration that named no file); they are now read as RGB and converted."""
+    folder = write_folder(tmp_path / "digits", mnist, [0, 1], per_class=2, fmt="PNG")
+    digit = _digit(mnist, 5)
+    Image.fromarray(digit).convert("CMYK").save(folder / "train" / "1" / "a_cmyk.jpg", quality=95)
+    Image.fromarray(digit).save(folder / "train" / "1" / "b_gray.bmp")
+    Image.fromarray(digit).convert("RGB").save(folder / "train" / "1" / "c_rgb.gif")
+    ds = FolderDataset.open(folder)
+    images, labels = next(iter(ds.pipeline("train", 7, channels=1)))
+    assert images.shape == (7, 28, 28, 1) and labels.numpy().tolist() == [0, 0, 1, 1, 1, 1, 1]
+    got = images.numpy()[4:7, :, :, 0] * 255  # sorted: class 0 (2), then 1 000.png, 001.png, cmyk, bmp, gif
+    assert np.abs(got[0] - digit).mean() < 3  # JPEG: close, not exact
+    np.testing.assert_allclose(got[1], digit, atol=0.6)  # lossless, through rgb_to_grayscale
+    np.testing.assert_allclose(got[2], digit, atol=0.6)
+
+
+def test_a_bmp_tensorflow_would_misread_is_refused_by_name(tmp_path, mnist):
+    folder = write_folder(tmp_path / "digits", mnist, [0, 1], per_class=2, fmt="PNG")
+    bad = folder / "test" / "0" / "palette.bmp"
+    Image.fromarray(np.stack([_digit(mnist)] * 3, -1)).convert("P").save(bad)
+    with pytest.raises(CorruptFile) as err:
+        FolderDataset.open(folder)
+    assert str(err.value).startswith(f"{bad}: a BMP with a colour palette") and "re-save it as PNG" in str(err.value)
+
+
+def test_images_much_smaller_than_the_input_are_warned_about_once(tmp_path, mnist, capsys):
+    folder = write_folder(tmp_path / "digits", mnist, [0, 1], per_class=3, fmt="PNG")
+    tiny = folder / "train" / "1" / "tiny.png"
+    Image.new("L", (1, 1), 200).save(tiny)
+    ds = FolderDataset.open(folder)
+    for split in ("train", "test", "train"):
+        list(ds.pipeline(split, 8, image_size=28))
+    assert capsys.readouterr().err == (
+        f"warning: 1 of 13 images under {folder} is more than 4x smaller than the 28x28 input and will be "
+        f"upscaled (blurred), e.g. {tiny} (1x1); remove them or use a smaller image size\n")
+    list(ds.pipeline("train", 8, image_size=(7, 7)))  # 28 -> 7 is no upscaling; 1 -> 7 is
+    assert "1 of 13 images" in capsys.readouterr().err

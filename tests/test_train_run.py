@@ -225,3 +225,33 @@ def test_seeds_hotdog_resnet50_recipe_runs_on_image_folders(catdog_folders, tmp_
     assert record["recipe"]["finetune"] == {"backbone": "resnet50", "head": "flatten", "weights": None}
     assert record["class_names"] == ["cat", "dog"] and record["input_shape"] == [32, 32, 3]
     assert keras.saving.load_model(out / "model.keras").get_layer("flatten") is not None
+
+
+def test_a_one_class_folder_is_refused_before_anything_is_written(mnist, tmp_path, capsys):
+    """It used to train (splits 3/0/3, num_classes 1... or a silent empty second class) and report
+    100% test top-1, with the run files written."""
+    from bench.train.cli import main
+    from tests.test_data_folders import write_folder
+
+    folder = write_folder(tmp_path / "one", mnist, [7], per_class=3, fmt="PNG")
+    out = tmp_path / "runs" / "one"
+    assert main(["--model", "small_cnn", "--dataset", str(folder), "--epochs", "2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {folder / 'train'}: a classifier needs at least 2 class folders, found only '7'; "
+                   "put each class's images in train/<class>/ and test/<class>/\n")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_class_subset_or_a_cut_that_leaves_a_class_without_images_is_refused(mnist, tmp_path):
+    from bench.train.splits import make_splits
+
+    one = get_recipe("mnist_tiny").replace(train_classes=(3,), **SMALL)
+    with pytest.raises(ValueError, match=r"1 class \(3\); a classifier needs at least 2 classes"):
+        train(one, tmp_path / "one", dataset=mnist, verbose=0)
+    assert not (tmp_path / "one").exists()
+    cut = get_recipe("mnist_tiny").replace(limit_train=5, batch_size=2, val_fraction=0.0)
+    with pytest.raises(ValueError) as err:  # MNIST's first five labels are 5 0 4 1 9
+        make_splits(mnist, cut, seed=0, augmentation=None)
+    assert str(err.value) == ("recipe 'mnist_tiny': the train split of the first 5 (--limit-train) has no "
+                              "images of class '2', '3', '6', '7', '8'; every class needs at least one image "
+                              "in every split; raise --limit-train")

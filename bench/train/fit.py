@@ -282,7 +282,6 @@ def _prepare(run: _Run, dataset: Any, resume: bool) -> None:
     from bench.distribute.strategy import chief_only_path, shard_dataset
 
     recipe, strategy = run.recipe, run.strategy
-    run.out.mkdir(parents=True, exist_ok=True)
     if dataset is None:
         from bench.data import load_dataset
         dataset = load_dataset(recipe.dataset)

@@ -54,6 +54,22 @@ def _select(x: np.ndarray, y: np.ndarray, recipe: Recipe, train: bool) -> tuple[
     return x, y
 
 
+def check_classes(recipe: Recipe, class_names: list[str], labels: dict[str, np.ndarray]) -> None:
+    """A classifier needs at least 2 classes, each with at least one image in every split it uses;
+    raises ValueError naming what is missing before anything is built or written."""
+    if len(class_names) < 2:
+        raise ValueError(f"recipe {recipe.name!r}: {len(class_names)} class ({', '.join(class_names)}); a "
+                         "classifier needs at least 2 classes: use a dataset or train_classes with two or more")
+    for split, y in labels.items():
+        missing = [class_names[c] for c in range(len(class_names)) if not np.any(y == c)]
+        if missing:
+            cut = f" of the first {recipe.limit_train} (--limit-train)" if split == "train" and recipe.limit_train else ""
+            raise ValueError(f"recipe {recipe.name!r}: the {split} split{cut} has no images of class "
+                             f"{', '.join(map(repr, missing[:5]))}{' ...' if len(missing) > 5 else ''}; every class "
+                             f"needs at least one image in every split"
+                             + ("; raise --limit-train" if cut else ""))
+
+
 def _targets(num_classes: int, num_outputs: int):
     def targets(images, labels):
         onehot = tf.one_hot(labels, num_classes)
@@ -90,6 +106,8 @@ def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Seq
     if augmentation is not None:
         def augment(images):
             return augmentation(images, training=True)
+    if recipe.image_size is not None and hasattr(dataset, "warn_small_images"):  # image folders
+        dataset.warn_small_images(recipe.image_size)
     if dataset.image_shape[0] is None:
         return _folder_splits(dataset, recipe, seed, augment, num_outputs)
     x_train, y_train = _select(*dataset.numpy("train"), recipe, train=True)
@@ -100,6 +118,7 @@ def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Seq
     n_val = int(round(len(x_train) * recipe.val_fraction))
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    check_classes(recipe, class_names, {"train": y_train[train_idx], "test": y_test})
     if len(train_idx) < recipe.batch_size:
         raise ValueError(f"recipe {recipe.name!r}: {len(train_idx)} training images are fewer than "
                          f"one batch of {recipe.batch_size}; lower --batch-size or raise --limit-train")
