@@ -47,7 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--aux-outputs", action="store_true", help="GoogLeNet: export the auxiliary heads too")
     p.add_argument("--input-shape", help="H,W,C for a zoo name, e.g. 32,32,3")
     p.add_argument("--classes", type=int, help="number of classes for a zoo name")
-    p.add_argument("--name", help="model name in the manifest (default: checkpoint file name)")
+    p.add_argument("--name", help="model name in the manifest (default: the training run's name, "
+                   "runs/NAME/model.keras, else the checkpoint file name)")
     p.add_argument("--custom-objects", metavar="MODULE",
                    help="a module (package.module) that defines and registers the model's custom layers")
     return p.parse_args(argv)

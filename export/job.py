@@ -131,9 +131,21 @@ def prepare(request: ExportRequest) -> ExportJob:
     shape = convert.input_shape(model)
     num_classes = int(model.outputs[0].shape[-1])
     data = ExportData(request, shape, num_classes) if request.dataset else None
-    return ExportJob(request=request, model=model, name=request.name or (path.stem if path.is_file() else request.checkpoint),
+    return ExportJob(request=request, model=model, name=request.name or default_name(path, request.recipe),
                      architecture=model.name, was_mixed_precision=mixed, shape=shape,
                      kind=convert.output_kind(model), num_classes=num_classes, data=data)
+
+
+def default_name(checkpoint: Path, recipe: RecipeInfo) -> str:
+    """The artifact's model name without --name: a training run's name (its directory, as in
+    runs/NAME/model.keras, where `make artifacts` names the artifact too) when `bench train` wrote
+    the checkpoint; else the file's name without suffix; a zoo name as given."""
+    if not checkpoint.is_file():
+        return str(checkpoint)
+    run = checkpoint.resolve().parent.name
+    if recipe.name is None or not run:  # no recipe.json beside it: not a training run
+        return checkpoint.stem
+    return run if checkpoint.stem == "model" else f"{run}_{checkpoint.stem}"  # best.keras, last.keras
 
 
 class ExportData:

@@ -62,15 +62,24 @@ def preprocess(path: str | Path, preprocessing: dict) -> np.ndarray:
 
     height, width = preprocessing["size"]
     channels = preprocessing["channels"]
+    scale = np.float32(preprocessing["scale"])  # for 8-bit pixels (1/255)
+    x = None
     try:
         with Image.open(path) as img:
-            gray = img.mode in ("1", "L", "LA", "I", "I;16", "F")
-            x = np.asarray(img.convert("L" if gray else "RGB"), dtype="float32")
+            mode = img.mode
+            if mode.startswith("I;16") or (mode == "I" and img.format == "PNG"):
+                # 16-bit grayscale (PIL opens a 16-bit PNG as I;16, or I): convert("L") would clip
+                # every value above 255; scale 0..65535 to [0, 1] as TensorFlow's decoder does
+                x = np.asarray(img, dtype="float32") * (scale * np.float32(255 / 65535))
+            elif mode not in ("I", "F"):
+                x = np.asarray(img.convert("L" if mode in ("1", "L", "LA") else "RGB"), dtype="float32") * scale
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable image: {exc}") from None
+    if x is None:  # 32-bit integer or float pixels (TIFF)
+        raise ValueError(f"{path}: {'32-bit integer' if mode == 'I' else 'floating-point'} pixels have no "
+                         "fixed range to scale to [0, 1]; save it as an 8- or 16-bit PNG")
     if x.ndim == 2:
         x = x[:, :, None]
-    x = x * np.float32(preprocessing["scale"])
     if channels == 3 and x.shape[2] == 1:
         x = np.repeat(x, 3, axis=2)
     elif channels == 1 and x.shape[2] == 3:
