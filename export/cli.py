@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.plumbing import progress
 from bench.plumbing.console import interrupt_note
 from export.formats import FORMATS
 from export.job import ExportRequest
@@ -49,6 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--classes", type=int, help="number of classes for a zoo name")
     p.add_argument("--name", help="model name in the manifest (default: the training run's name, "
                    "runs/NAME/model.keras, else the checkpoint file name)")
+    p.add_argument("--quiet", action="store_true", help="no progress display (none is drawn when stderr "
+                   "is not a terminal)")
     p.add_argument("--custom-objects", metavar="MODULE",
                    help="a module (package.module) that defines and registers the model's custom layers")
     return p.parse_args(argv)
@@ -56,6 +59,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    progress.set_quiet(args.quiet)
     try:
         request = ExportRequest.from_args(args)
         check_destination(request.out, request.overwrite)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.plumbing import progress
 from export import convert, verify
 from export.formats import FORMATS
 from export.job import ExportJob
@@ -65,29 +66,36 @@ def convert_all(job: ExportJob, tmp: Path) -> tuple[dict[str, float], dict | Non
     calibration = None
 
     def timed(fmt: str, fn: Callable, *args):
+        bar.update(description=f"converting to {fmt}")
         start = time.perf_counter()
         out = fn(*args)
         seconds[fmt] = round(time.perf_counter() - start, 3)
+        bar.advance()
         return out
 
     path = {f: tmp / FORMATS[f].file for f in request.formats}
-    if "savedmodel" in path:
-        timed("savedmodel", convert.to_savedmodel, model, path["savedmodel"], kind)
-    if "onnx" in path:
-        timed("onnx", convert.to_onnx, model, path["onnx"], request.opset, kind)
-    if "onnx_fp16" in path:
-        timed("onnx_fp16", convert.to_onnx_fp16, path["onnx"], path["onnx_fp16"])
-    if "onnx_int8" in path:
-        from export.quantize import to_onnx_int8
+    with progress.task("converting", total=len(path), unit="formats") as bar:
+        if "savedmodel" in path:
+            timed("savedmodel", convert.to_savedmodel, model, path["savedmodel"], kind)
+        if "onnx" in path:
+            timed("onnx", convert.to_onnx, model, path["onnx"], request.opset, kind)
+        if "onnx_fp16" in path:
+            timed("onnx_fp16", convert.to_onnx_fp16, path["onnx"], path["onnx_fp16"])
+        if "onnx_int8" in path:
+            from export.quantize import to_onnx_int8
 
-        calibration = timed("onnx_int8", to_onnx_int8, path["onnx"], path["onnx_int8"], calibration_images(job))
+            calibration = timed("onnx_int8", to_onnx_int8, path["onnx"], path["onnx_int8"], calibration_images(job))
+        bar.update(description=f"converted to {', '.join(path)}")
     return seconds, calibration
 
 
 def calibration_images(job: ExportJob):
     """Training images (never test images) for int8 calibration, shuffled with a fixed seed."""
     request = job.request
-    return (x for x, _ in job.data.batches("train", request.batch_size, request.calibration_images, shuffle=True))
+    total = None if job.data.subset else min(request.calibration_images, job.data.ds.split_sizes["train"])
+    batches = job.data.batches("train", request.batch_size, request.calibration_images, shuffle=True)
+    return (x for x in progress.iterate((x for x, _ in batches), "int8 calibration on training images", total,
+                                        "images", weight=len))
 
 
 # ---------------------------------------------------------------- verify
@@ -126,7 +134,11 @@ def verify_all(job: ExportJob, runners: dict[str, verify.Runner]) -> Verificatio
     real = None
     if job.data is not None:
         real = verify.Collector(verify.keras_runner(job.model, names), runners)
-        count = verify.collect(real, job.data.batches("test", request.batch_size, request.parity_images))
+        test_images = job.data.ds.split_sizes["test"]
+        total = None if job.data.subset else min(request.parity_images or test_images, test_images)
+        batches = job.data.batches("test", request.batch_size, request.parity_images)
+        count = verify.collect(real, progress.iterate(batches, f"parity of {len(runners)} format(s) on test images",
+                                                      total, "images", weight=lambda b: len(b[1])))
         if count == 0:
             raise ValueError(f"the test split of {job.data.ds.name!r} gave no images")
         result.checks += real.checks("real", job.kind, float32)

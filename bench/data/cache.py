@@ -17,6 +17,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from bench.data.errors import ChecksumMismatch, DataError
+from bench.plumbing import progress
 from bench.plumbing.files import CHUNK, atomic_path, cache_root, file_digest
 
 __all__ = ["cache_root", "datasets_dir", "keras_datasets_dir", "offline", "digest", "check_digests",
@@ -87,8 +88,11 @@ def download(url: str, dest: Path, expected: Mapping[str, str], timeout_s: float
         raise ValueError(f"refusing to download {url} without a checksum to verify it")
     with _cache_file(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as f:
-            for chunk in iter(lambda: response.read(CHUNK), b""):
-                f.write(chunk)
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with progress.task(f"downloading {dest.name}", total=size, unit="bytes") as bar:
+                for chunk in iter(lambda: response.read(CHUNK), b""):
+                    f.write(chunk)
+                    bar.advance(len(chunk))
         check_digests(tmp, expected, f"{url} (downloaded to {tmp})")
     return dest
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from bench.data.errors import CorruptFile
+from bench.plumbing import progress
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 PIXELS = 32 * 32 * 3
@@ -166,9 +167,15 @@ def read_cifar10_npm(path: Path) -> Splits:
     pngs = [b + ".png" for b in TRAIN_BATCHES] + ["test_batch.png"]
     members = _read_members(path, [*pngs, "train_lables.json", "test_lables.json"])
     splits: Splits = {}
+    decoding = progress.task(f"decoding {path.name}", total=len(pngs), unit="PNG batches")
+    with decoding as bar:
+        rows = {}
+        for png in pngs:
+            name, raw = members[png]
+            rows[png] = _png_rows(raw, f"{path}:{name}")
+            bar.advance()
     for split, batches in (("train", TRAIN_BATCHES), ("test", ["test_batch"])):
-        images = np.concatenate([_png_rows(members[b + ".png"][1], f"{path}:{members[b + '.png'][0]}")
-                                 for b in batches])
+        images = np.concatenate([rows[b + ".png"] for b in batches])
         name, raw = members[f"{split}_lables.json"]
         where = f"{path}:{name}"
         try:

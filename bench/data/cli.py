@@ -7,6 +7,7 @@ import time
 
 from bench.data.api import dataset_names, load_dataset
 from bench.data.errors import DataError
+from bench.plumbing import progress
 from bench.plumbing.console import interrupt_note
 
 
@@ -25,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--resize", choices=("resize", "pad"), default="resize", help="stretch, or letterbox keeping aspect")
     for sp in (f, i, v):
         sp.add_argument("--label-mode", choices=("fine", "coarse"), default="fine", help="CIFAR-100 labels")
+        sp.add_argument("--quiet", action="store_true", help="no progress display (none is drawn when "
+                        "stderr is not a terminal)")
     return p
 
 
@@ -37,6 +40,7 @@ def _fetch_kept(done: list[str], current: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    progress.set_quiet(args.quiet)
     try:
         if args.command == "fetch":
             failed, done = 0, []

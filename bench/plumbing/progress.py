@@ -25,6 +25,15 @@ _live: Any = None   # the rich Progress on screen, shared by nested tasks
 _depth = 0
 
 
+def size_text(n: float) -> str:
+    """Bytes in decimal units, as the progress display writes them: 138.9 MB."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
 def set_quiet(quiet: bool = True) -> None:
     """`--quiet`: no progress display for the rest of the process."""
     global _quiet

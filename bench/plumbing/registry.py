@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.plumbing import progress
 from bench.plumbing.files import atomic_path, sha256_file
 
 
@@ -59,17 +60,22 @@ def _single_new_file(directory: Path, pattern: str, what: str) -> Path:
 
 def npm_pack(spec: str, dest_dir: Path) -> Path:
     """`npm pack spec` into dest_dir; returns the .tgz."""
-    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp:
+    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp, progress.activity(f"npm pack {spec}") as act:
         _run(["npm", "pack", spec, "--silent", "--pack-destination", tmp], Path(tmp), f"npm {spec}")
-        return _move_into(_single_new_file(Path(tmp), "*.tgz", f"npm {spec}"), dest_dir)
+        path = _move_into(_single_new_file(Path(tmp), "*.tgz", f"npm {spec}"), dest_dir)
+        act.done(f"npm pack {spec}: {progress.size_text(path.stat().st_size)}")
+        return path
 
 
 def pip_download(requirement: str, dest_dir: Path) -> Path:
     """`pip download --no-deps requirement` (a wheel for this platform) into dest_dir."""
-    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp:
+    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp, \
+            progress.activity(f"pip download {requirement}") as act:
         _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
               "--quiet", "-d", tmp, requirement], Path(tmp), f"PyPI {requirement}")
-        return _move_into(_single_new_file(Path(tmp), "*.whl", f"PyPI {requirement}"), dest_dir)
+        path = _move_into(_single_new_file(Path(tmp), "*.whl", f"PyPI {requirement}"), dest_dir)
+        act.done(f"pip download {requirement}: {progress.size_text(path.stat().st_size)}")
+        return path
 
 
 def apt_download(package: str, dest_dir: Path, version: str | None = None) -> Path:
@@ -80,7 +86,7 @@ def apt_download(package: str, dest_dir: Path, version: str | None = None) -> Pa
     """
     spec = f"{package}={version}" if version else package
     what = f"Debian {spec}"
-    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp:
+    with tempfile.TemporaryDirectory(dir=_ensure(dest_dir)) as tmp, progress.activity(f"apt-get download {spec}") as act:
         try:
             _run(["apt-get", "download", spec], Path(tmp), what)
         except FetchError as e:
@@ -90,7 +96,9 @@ def apt_download(package: str, dest_dir: Path, version: str | None = None) -> Pa
                 raise FetchError(f"{e}\napt has no package lists: run `sudo apt-get update` and retry") from e
             _run(["apt-get", "update"], Path(tmp), "apt package lists")
             _run(["apt-get", "download", spec], Path(tmp), what)
-        return _move_into(_single_new_file(Path(tmp), "*.deb", what), dest_dir)
+        path = _move_into(_single_new_file(Path(tmp), "*.deb", what), dest_dir)
+        act.done(f"apt-get download {spec}: {progress.size_text(path.stat().st_size)}")
+        return path
 
 
 def _ensure(directory: Path) -> Path:

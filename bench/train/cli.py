@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from bench.plumbing import progress
 from bench.plumbing.console import interrupt_note
 from bench.plumbing.precision import KERAS_POLICIES
 
@@ -43,7 +44,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true", help="tf.config.experimental.enable_op_determinism()")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--precision", choices=KERAS_POLICIES, help="default: the recipe's (mostly float32)")
-    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar; "
+                   "no progress display while the data is fetched")
     p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute strategy (docs/distributed.md); batch and LR are per replica")
     p.add_argument("--cpu-devices", type=int, help="--strategy mirrored without GPUs: N logical CPU devices")
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = _train_parser()
     args = p.parse_args(argv)
+    progress.set_quiet(args.quiet)
     from bench.distribute.strategy import make_strategy
     from bench.train.recipes import default_recipe, get_recipe
     try:  # first: logical devices and the cluster are fixed when TensorFlow starts
