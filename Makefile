@@ -10,7 +10,10 @@ export IMGCLS_CACHE ?= $(HOME)/.cache/imgcls
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 .DEFAULT_GOAL := help
 PROFILE ?= quick
-OUT ?= results/$(PROFILE)
+# Your runs go to out/ (untracked). The committed results/ are refreshed only when asked for:
+# make bench OUT=results/quick, make train RESULTS=results/train/mnist_cnn,
+# make distribute-scaling OUT=results/distribute.
+OUT ?= out/$(PROFILE)
 
 # GPU machines: TensorFlow's CUDA 12 wheels plus the CUDA 12 build of onnxruntime-gpu in place of
 # the CPU onnxruntime (both wheels ship the same 'onnxruntime' module, so only one may be installed).
@@ -46,9 +49,9 @@ data: setup
 	$(PY) -c "from zoo import sample_photos as s, imagenet_classes as c, efficientnet_lite as e; [s.path(n) for n in s.names()]; c.class_names(); e.imagenet_weights_path()"
 
 preview: data
-	$(PY) -m bench data preview mnist --out results/preview/mnist.png
-	$(PY) -m bench data preview fashion_mnist --out results/preview/fashion_mnist.png
-	$(PY) -m bench data preview cifar10 --out results/preview/cifar10.png
+	$(PY) -m bench data preview mnist --out out/preview/mnist.png
+	$(PY) -m bench data preview fashion_mnist --out out/preview/fashion_mnist.png
+	$(PY) -m bench data preview cifar10 --out out/preview/cifar10.png
 
 test: data setup-test
 	$(PY) -m pytest -q
@@ -57,10 +60,11 @@ bench: data
 	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)
 
 # Trains the MNIST recipe; rerunning continues an interrupted run or re-evaluates a finished one.
-# RECIPE=NAME picks another recipe (python -m bench train recipes lists them)
+# RECIPE=NAME picks another recipe (python -m bench train recipes lists them); RESULTS=DIR also
+# copies the run record there (RESULTS=results/train/$(RECIPE) refreshes the committed one).
 RECIPE ?= mnist_cnn
 train: data
-	$(PY) -m bench train --recipe $(RECIPE) --out runs/$(RECIPE) --resume --quiet --results results/train/$(RECIPE)
+	$(PY) -m bench train --recipe $(RECIPE) --out runs/$(RECIPE) --resume --quiet $(if $(RESULTS),--results $(RESULTS))
 
 # Perf gate (bench/gate): BASE=REV measures REV in a temporary git worktree, interleaved with this
 # tree; without BASE the stored results/baselines/perf.json. QUICK=1: the CI version (~1 min).
@@ -71,9 +75,10 @@ perf-check: setup-test
 accuracy-check: setup data
 	$(PY) -m bench accuracy-check
 
-# Scaling efficiency of tf.distribute on this machine (logical CPU devices, local workers).
+# Scaling efficiency of tf.distribute on this machine (logical CPU devices, local workers), into
+# out/distribute unless OUT is given.
 distribute-scaling: data
-	$(PY) -m bench distribute scaling --out results/distribute --repeats 5 --intra-op-threads 0 1
+	$(PY) -m bench distribute scaling --out $(if $(filter command line environment,$(origin OUT)),$(OUT),out/distribute) --repeats 5 --intra-op-threads 0 1
 
 # Exports every model that `make train` produced, each verified against its own test split.
 artifacts: data

@@ -18,7 +18,7 @@ COMMANDS = {
     "report": ("bench.harness.report", "re-render report.md and plots of one or more results folders"),
     "distribute": ({"launch": ("bench.distribute.launch", "start N local workers on 127.0.0.1 with TF_CONFIG set"),
                     "worker": ("bench.distribute.worker", "the MNIST training worker that proves the strategies"),
-                    "scaling": ("bench.harness.scaling", "measure scaling efficiency into results/distribute")},
+                    "scaling": ("bench.harness.scaling", "measure scaling efficiency into out/distribute")},
                    "tf.distribute: launch local workers, the proof worker, scaling efficiency"),
     "perf-check": ("bench.gate.perf", "performance-regression gate"),
     "accuracy-check": ("bench.gate.accuracy", "accuracy gate on trained checkpoints"),

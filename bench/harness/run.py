@@ -1,5 +1,6 @@
 """`python -m bench run`: measure a matrix of models x datasets x tasks x engines x batch sizes x
-precisions into results/NAME (results.csv, results.json, environment.json, report.md, PNG plots).
+precisions into out/NAME by default (results.csv, results.json, environment.json, report.md, PNG
+plots); the committed results/NAME is refreshed only when asked for (--out results/NAME).
 
 Everything is validated before anything is measured. Rows are appended and flushed as each cell
 finishes; after an interrupt, `--resume` skips the finished cells and `--fresh` starts again.
@@ -49,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     budget.add_argument("--time-budget", type=float, help="seconds of timed calls per inference cell")
     p.add_argument("--warmup", type=int, help="untimed warm-up calls per shape")
     p.add_argument("--checkpoint", help="a trained .keras model for the accuracy task")
-    p.add_argument("--out", type=Path, help="output directory (default results/PROFILE)")
+    p.add_argument("--out", type=Path, help="output directory (default out/PROFILE, untracked; "
+                   "results/PROFILE holds the committed results)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="keep finished rows in --out and run the rest")
     again.add_argument("--fresh", action="store_true", help="delete earlier results in --out and start clean")
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         matrix = build_matrix(args)
-        out = args.out or Path("results") / matrix.name
+        out = args.out or Path("out") / matrix.name
         if args.report_only:
             from bench.harness import report
 

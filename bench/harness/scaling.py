@@ -205,7 +205,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.add_argument("--row", required=True, help="JSON file the chief writes its row to")
         p.add_argument("--intra-op-threads", type=int, default=0, help="threads per process (0: TF default)")
     else:
-        p.add_argument("--out", default="results/distribute")
+        p.add_argument("--out", default="out/distribute",
+                       help="default out/distribute (untracked); results/distribute holds the committed figures")
         p.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
         p.add_argument("--repeats", type=int, default=3)
         p.add_argument("--intra-op-threads", type=int, nargs="+", default=[0],

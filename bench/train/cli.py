@@ -67,7 +67,8 @@ def _preview(argv: list[str]) -> int:
     p.add_argument("--augment", default=json.dumps(SEED_AUGMENT),
                    help="JSON dict of augmentation options (ImageDataGenerator names); "
                         "or a recipe name to show its augmentation")
-    p.add_argument("--out", default="results/train/augment_preview.png")
+    p.add_argument("--out", default="out/train/augment_preview.png", help="PNG to write (default "
+                   "out/train/augment_preview.png)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.augment in RECIPES:
@@ -89,7 +90,9 @@ def _compare(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench train finetune-vs-scratch",
                                 description="EfficientNet-Lite0 fine-tuned vs from scratch, same wall time")
     p.add_argument("--out", default="runs/finetune_vs_scratch", help="directory for the two runs")
-    p.add_argument("--results", default="results/train/finetune_vs_scratch.json")
+    p.add_argument("--results", default="out/train/finetune_vs_scratch.json",
+                   help="JSON (and .md) of the comparison (default out/train/finetune_vs_scratch.json; "
+                        "results/train/finetune_vs_scratch.json is the committed one)")
     p.add_argument("--images-per-class", type=int, help="default: the recipe's 500")
     p.add_argument("--image-size", type=int, help="default: the recipe's 224")
     p.add_argument("--seed", type=int, default=0)
