@@ -83,6 +83,20 @@ def test_ctrl_c_during_export_says_where_the_partial_files_are(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_ctrl_c_during_training_says_the_last_epoch_is_kept(tmp_path):
+    out = tmp_path / "run"
+    proc = _start(["-m", "bench", "train", "--recipe", "mnist_tiny", "--epochs", "4", "--limit-train", "2000",
+                   "--quiet", "--out", str(out)], _env())
+    _wait_until(proc, lambda: (out / "state.json").exists())  # epoch 1 finished and saved
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    epoch = __import__("json").loads((out / "state.json").read_text())["epoch"]
+    assert err == f"interrupted: {out} keeps the run up to its last finished epoch ({epoch}); continue it with --resume\n"
+    assert (out / "last.keras").is_file() and not (out / "model.keras").exists()
+    assert not [p.name for p in out.iterdir() if ".part" in p.name]
+
+
 def test_a_note_says_what_was_kept_and_the_default_promise(capsys):
     def interrupted_inside_a_note():
         with console.interrupt_note("outer"), console.interrupt_note(lambda: "3 rows kept in x.csv"):
