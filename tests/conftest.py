@@ -7,11 +7,12 @@
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench.plumbing.console import quiet_tensorflow
+
+# as every command does: TF_CPP_MIN_LOG_LEVEL=2 unless set, TensorFlow's start-up noise filtered
+quiet_tensorflow()
 
 
 @pytest.fixture

@@ -227,6 +227,8 @@ def test_new_head_keeps_the_pretrained_backbone(imagenet_model):
     assert model.get_layer("gray_to_rgb").output.shape[-1] == 3
 
 
+# a file of another architecture on purpose: Keras warns about every container it cannot match
+@pytest.mark.filterwarnings("ignore:Skipping nested container at:UserWarning")
 def test_weights_file_that_does_not_fit_names_the_file(tmp_path):
     other = zoo.build("efficientnet_lite0", input_shape=(32, 32, 3), include_top=False)
     path = tmp_path / "headless.weights.h5"

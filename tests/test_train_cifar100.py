@@ -16,8 +16,6 @@ from bench.train import get_recipe, train
 from bench.train.fit import top1
 from tests.test_data_cifar import cifar100_python
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 
 @pytest.fixture
 def tiny_cifar100(cifar10, isolated_cache, monkeypatch):

@@ -15,8 +15,6 @@ from bench.train.augment import build_augmentation
 import zoo
 from bench.train.recipes import Recipe
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 
 @pytest.fixture
 def float32_policy():

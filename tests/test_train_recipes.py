@@ -15,8 +15,6 @@ from bench.train.recipes import Recipe
 from bench.train.schedules import OneCycle, WarmupCosine, make_schedule
 from bench.train.splits import make_splits
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_is_valid_and_names_a_known_model(name):

@@ -16,8 +16,6 @@ from bench.data import load_dataset
 from bench.train import CheckpointMismatch, TrainingDiverged, get_recipe, load_checkpoint, train
 import zoo
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 # a small, fast variant of the test recipe: 1,800 training images, 28 steps per epoch
 SMALL = dict(limit_train=2_000, batch_size=64, model_options={"widths": (8, 16, 16)})
 

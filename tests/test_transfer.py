@@ -142,6 +142,8 @@ def test_resnet50_preprocessing_is_keras_caffe_mode():
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+# a file of another architecture on purpose: Keras warns about every container it cannot match
+@pytest.mark.filterwarnings("ignore:Skipping nested container at:UserWarning")
 def test_weights_file_of_another_architecture_names_the_file(resnet50_weights, tmp_path):
     path, _ = resnet50_weights
     with pytest.raises(ValueError, match="resnet50_notop.weights.h5"):

@@ -88,7 +88,7 @@ def check_image(path: Path) -> tuple[tuple[int, int], int, bool]:
                           "convert it to PNG or JPEG")
     if fmt == "BMP" and (problem := _bmp_problem(path, mode)):
         raise CorruptFile(f"{path}: {problem}, which TensorFlow cannot decode correctly; "
-                          "re-save it as PNG (e.g. PIL: Image.open(p).save(q.png))")
+                          "re-save it as PNG")
     # TensorFlow decodes BMP and GIF to 3 or 4 channels only, and a CMYK JPEG not to one channel
     gray_decodable = fmt in ("JPEG", "PNG") and mode not in ("CMYK", "YCCK")
     return (h, w), (1 if mode in ("L", "1", "I;16", "I") else 3), gray_decodable
