@@ -163,6 +163,8 @@ class CellRunner:
             group.trained = True
             return group
         recipe = RecipeInfo()
+        if entry.source == "checkpoint" and not Path(entry.name).is_file():
+            raise CellUnusable("skipped", f"checkpoint {entry.name} does not exist; produce it with: {entry.produce}")
         if entry.source == "checkpoint":
             from zoo.inference import as_float32, inference_outputs
 

@@ -39,6 +39,7 @@ class ModelEntry:
     threads: tuple[int, ...] | None = None  # thread counts for this model (default: the matrix's)
     label: str | None = None  # the row's model name (default: the zoo name or the file's name)
     dataset: str | None = None  # run on this dataset only (default: the matrix's; a checkpoint: its recipe's)
+    produce: str | None = None  # how to make a missing checkpoint (its rows are skipped and say so)
 
     def __hash__(self) -> int:
         return hash((self.name, repr(sorted(self.options.items())), self.image_size, self.channels, self.classes))
@@ -180,14 +181,16 @@ def _model_entry(item, source: str) -> ModelEntry:
     if isinstance(item, str):
         return ModelEntry(item)
     if isinstance(item, dict) and "name" in item:
-        keys = ("name", "options", "image_size", "channels", "tasks", "classes", "threads", "label", "dataset")
+        keys = ("name", "options", "image_size", "channels", "tasks", "classes", "threads", "label", "dataset",
+                "produce")
         unknown = set(item) - set(keys)
         if unknown:
             raise MatrixError(f"{source}: unknown model keys {sorted(unknown)}; valid: {', '.join(keys)}")
         tasks = tuple(item["tasks"]) if "tasks" in item else None
         threads = tuple(item["threads"]) if "threads" in item else None
         return ModelEntry(item["name"], dict(item.get("options", {})), item.get("image_size"), item.get("channels"),
-                          tasks, item.get("classes"), threads, item.get("label"), item.get("dataset"))
+                          tasks, item.get("classes"), threads, item.get("label"), item.get("dataset"),
+                          item.get("produce"))
     raise MatrixError(f"{source}: each model is a name or a table with 'name', got {item!r}")
 
 
@@ -251,7 +254,7 @@ def validate(matrix: Matrix) -> None:
     for m in matrix.models:
         if ":" in m.name and m.source == "zoo" and (why := check_constructor(m.name)):
             problems.append(why)
-        if m.source == "checkpoint" and not Path(m.name).is_file():
+        if m.source == "checkpoint" and not Path(m.name).is_file() and not m.produce:
             problems.append(f"checkpoint {m.name} does not exist (train one with `imgcls train`, e.g. make train)")
         if m.source == "artifact" and not (Path(m.name) / "manifest.json").is_file():
             problems.append(f"{m.name} is a folder but not an exported artifact (no manifest.json); "
