@@ -210,14 +210,15 @@ def test_accuracy_of_a_given_checkpoint_through_tf_and_onnxruntime(tmp_path):
     model.save(checkpoint)
     out = tmp_path / "acc"
     code = run.main(["--profile", "quick", "--tasks", "accuracy", "--checkpoint", str(checkpoint),
-                     "--no-overhead-check", "--out", str(out)])
+                     "--precisions", "float32", "--no-overhead-check", "--out", str(out)])
     assert code == 0
     df = pd.read_csv(out / "results.csv").set_index("engine")
-    assert set(df.index) == {"tf_function", "onnxruntime"} and (df["status"] == "ok").all()
+    assert set(df.index) == {"tf_function", "onnxruntime", "openvino", "litert"} and (df["status"] == "ok").all()
     assert (df["model"] == "cnn_mnist").all() and (df["checkpoint"] == str(checkpoint)).all()
     assert (df["input_shape"] == "32x32x3").all() and (df["examples"] == 2000).all()
     assert df.loc["tf_function", "top1"] > 0.3  # trained, not chance
     assert abs(df.loc["tf_function", "top1"] - df.loc["onnxruntime", "top1"]) <= 0.001
+    assert (df["verified"] == "parity").all()
 
 
 def test_missing_checkpoint_is_rejected(tmp_path, capsys):

@@ -194,3 +194,14 @@ def test_an_op_an_engine_cannot_convert_is_a_row_that_names_it(tmp_path):
     reasons = dict(zip(df["engine"], df["reason"]))
     assert "Erfinv" in reasons["onnxruntime"] and "tf2onnx cannot convert" in reasons["onnxruntime"]
     assert "Erfinv" in reasons["litert"] and "no builtin kernel" in reasons["litert"]
+
+
+def test_a_precision_an_engine_cannot_compute_is_a_row_that_says_so(tmp_path):
+    out = tmp_path / "out"
+    assert run.main(["--models", "reference_cnn", "--datasets", "mnist", "--tasks", "infer", "--engines",
+                     "tf_function,onnxruntime", "--precisions", "float32,int8", "--batch-sizes", "1",
+                     "--repeats", "3", "--no-overhead-check", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""]).set_index(["engine", "precision"])
+    row = df.loc[("tf_function", "int8")]
+    assert row["status"] == "skipped" and "tf_function computes in float32, mixed_float16, mixed_bfloat16" in row["reason"]
+    assert df.loc[("onnxruntime", "int8"), "status"] == "ok"  # the run went on

@@ -259,6 +259,10 @@ class CellRunner:
         started = time.perf_counter()
         memory.reset_gpu_peak(cell.device)
         try:
+            if cell.task != "train" and cell.precision not in ENGINES[cell.engine].precisions:
+                row.update(status="skipped", reason=f"{cell.engine} computes in "
+                           f"{', '.join(ENGINES[cell.engine].precisions)}; not {cell.precision}")
+                return row
             if cell.task != "train":
                 available, why = ENGINES[cell.engine].availability(cell.device, cell.precision)
                 if not available:

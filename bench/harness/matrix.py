@@ -78,6 +78,9 @@ class Matrix:
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
     # each engine runs the precisions it can compute in (bench.measure.engines); the rest are not cells
     precisions: list[str] = field(default_factory=lambda: ["float32"])
+    # precisions named by the user (command line): a pair an engine cannot compute is then a skipped
+    # row that says so; from a profile it is simply not a cell
+    explicit_precisions: bool = False
     threads: list[int] = field(default_factory=lambda: [0])  # runtime threads; 0 = every core
     verify_images: int = 256  # real test images every engine is checked on before it is timed
     calibration_images: int = 256  # training images the int8 formats are calibrated on
@@ -275,15 +278,11 @@ def validate(matrix: Matrix) -> None:
     check("accuracy engine", matrix.accuracy_engines, list(ENGINES))
     check("precision", matrix.precisions, list(PRECISIONS))
     specs = [(e, only) for e, only in engine_specs(matrix.engines) if e in ENGINES]
-    for precision in matrix.precisions:
-        if precision in PRECISIONS and not any(precision in runs_in(e, only, [precision]) for e, only in specs):
-            able = [name for name, cls in ENGINES.items() if precision in cls.precisions]
-            problems.append(f"precision {precision} is computed by none of the engines {', '.join(matrix.engines)}; "
-                            f"engines that compute in it: {', '.join(able)}")
-    for engine, only in specs:
-        if not runs_in(engine, only, matrix.precisions):
-            problems.append(f"engine {engine} computes in {only or ', '.join(ENGINES[engine].precisions)}, none of "
-                            f"the precisions asked for ({', '.join(matrix.precisions)})")
+    if "infer" in matrix.tasks and not matrix.explicit_precisions:
+        for engine, only in specs:
+            if not runs_in(engine, only, matrix.precisions):
+                problems.append(f"engine {engine} computes in {only or ', '.join(ENGINES[engine].precisions)}, none "
+                                f"of the precisions asked for ({', '.join(matrix.precisions)})")
     if any(not isinstance(t, int) or isinstance(t, bool) or t < 0 for t in matrix.threads):
         problems.append(f"threads must be integers >= 0 (0 = every core), got {matrix.threads}")
     if matrix.verify_images < 1:
@@ -352,9 +351,10 @@ def engine_specs(engines: list[str]) -> list[tuple[str, str | None]]:
     return [(e.partition(":")[0], e.partition(":")[2] or None) for e in engines]
 
 
-def runs_in(engine: str, only: str | None, precisions: list[str]) -> list[str]:
-    """The precisions of `precisions` this engine (limited to `only`) computes in."""
-    return [p for p in precisions if p in ENGINES[engine].precisions and (only is None or p == only)]
+def runs_in(engine: str, only: str | None, precisions: list[str], explicit: bool = False) -> list[str]:
+    """The precisions of `precisions` this engine (limited to `only`) computes in; with `explicit`,
+    all of them (those it cannot compute become skipped rows that say so)."""
+    return [p for p in precisions if (explicit or p in ENGINES[engine].precisions) and (only is None or p == only)]
 
 
 def datasets_of(model: ModelEntry, datasets: list[str]) -> list[str]:
@@ -381,7 +381,7 @@ def cells(matrix: Matrix, device: str) -> list[Cell]:
                        if model.source != "artifact" or ENGINES[e].artifact]
             if model.runs("infer", matrix.tasks):
                 for engine, only in engines:
-                    for precision in runs_in(engine, only, matrix.precisions):
+                    for precision in runs_in(engine, only, matrix.precisions, matrix.explicit_precisions):
                         for t in threads:
                             for bs in matrix.batch_sizes:
                                 out.append(Cell("infer", model, dataset, engine, engine_device(engine, device),

@@ -75,6 +75,8 @@ def build_matrix(args: argparse.Namespace) -> mx.Matrix:
                      train_batch_sizes=args.train_batch_sizes, engines=args.engines, precisions=args.precisions,
                      device=args.device, warmup=args.warmup, checkpoint=args.checkpoint, threads=args.threads,
                      verify_images=args.verify_images)
+    if args.precisions:
+        overrides["explicit_precisions"] = True
     if args.xla:
         overrides["xla"] = [mx.parse_bool(v) for v in args.xla]
     if args.repeats is not None:

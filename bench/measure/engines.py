@@ -188,9 +188,12 @@ class ArtifactEngine(Engine):
         return self.formats[self.precision]
 
     def prepare(self, artifact, batch_shape):
-        """`artifact`: the harness' Artifact (a directory of files export made, with their names)."""
+        """`artifact`: the harness' Artifact (a directory of files export made, with their names), or
+        a keras.Model, whose file this engine runs is then made here by export's converters."""
         from export import runtimes
 
+        if not hasattr(artifact, "files"):  # a Keras model (whose `.path` is a layer path): convert it once
+            artifact = self._artifact_of(artifact)
         key = (id(artifact), int(batch_shape[0]))
         if getattr(self, "_key", None) != key:
             extra = {"batch": int(batch_shape[0])} if self.runtime == "litert" else {}
@@ -204,6 +207,43 @@ class ArtifactEngine(Engine):
 
     def __call__(self, batch):
         return self.session.main(batch)
+
+    def _artifact_of(self, model):
+        """The one file this engine runs, made from `model` in the work folder (cached per model)."""
+        if getattr(self, "_made", (None,))[0] is not model:
+            from export.convert import output_kind, output_names
+            from export.formats import FORMATS
+            from export.job import ExportJob, ExportRequest
+            from export.pipeline import convert_all, ordered
+
+            root = self.workdir / f"{self.name}-{id(model):x}"
+            fmt = self.format
+            needed = ordered([fmt] + ([FORMATS[fmt].made_from] if FORMATS[fmt].made_from else []))
+            if FORMATS[fmt].calibrated:
+                raise ValueError(f"{fmt} is calibrated on training images: give the engine an artifact made by "
+                                 f"export (or the harness) with a dataset")
+            kind = output_kind(model)
+            job = ExportJob(request=ExportRequest(checkpoint=model.name, out=root, formats=needed), model=model,
+                            name=model.name, architecture=model.name, was_mixed_precision=False,
+                            shape=tuple(int(d) for d in model.inputs[0].shape[1:]), kind=kind,
+                            num_classes=int(model.outputs[0].shape[-1]), data=None)
+            started = time.perf_counter()
+            root.mkdir(parents=True, exist_ok=True)
+            convert_all(job, root)
+            made = _Made(root, {f: FORMATS[f].file for f in needed}, output_names(model, kind),
+                         {fmt: time.perf_counter() - started})
+            self._made = (model, made)
+        return self._made[1]
+
+
+class _Made:
+    """Files made from a Keras model by an engine itself (the harness passes its own Artifact)."""
+
+    def __init__(self, root: Path, files: dict[str, str], output_names: list[str], seconds: dict[str, float]):
+        self.root, self.files, self.output_names, self.seconds = root, files, output_names, seconds
+
+    def path(self, fmt: str) -> Path:
+        return self.root / self.files[fmt]
 
 
 class OnnxRuntime(ArtifactEngine):
