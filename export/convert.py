@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import Iterable
 
 import keras
 import numpy as np
@@ -213,3 +214,120 @@ def to_onnx_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return Path(dst)
 
 
+
+
+# ---------------------------------------------------------------- OpenVINO IR
+
+
+def to_openvino(source, xml_path: str | os.PathLike, kind: str | None = None) -> Path:
+    """OpenVINO IR (model.xml + model.bin) of a Keras model (converted directly by OpenVINO's
+    TensorFlow frontend: tf2onnx needed over 16 GB for VGG-16 at 224x224, this a few) or of an ONNX
+    file (the QDQ int8 model). Weights stay float32: OpenVINO's default `compress_to_fp16=True`
+    would store them as float16 and change the numbers."""
+    import openvino as ov
+
+    xml_path = Path(xml_path)
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if isinstance(source, keras.Model):
+            kind = kind or output_kind(source)
+            h, w, c = input_shape(source)
+
+            @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME)])
+            def serve(x):
+                return tf.identity(_main_output(source(x, training=False)), name=kind)
+
+            model = ov.convert_model(serve)
+        else:
+            model = ov.Core().read_model(str(source))
+    except Exception as exc:  # OpenVINO reports an op it has no frontend for as a RuntimeError or OpConversionFailure
+        raise ConversionError(f"OpenVINO {version('openvino')} cannot convert the model: {_first_line(exc)}") from exc
+    ov.save_model(model, str(xml_path), compress_to_fp16=False)
+    return xml_path
+
+
+# ---------------------------------------------------------------- LiteRT (TensorFlow Lite)
+
+
+def to_litert(model: keras.Model, path: str | os.PathLike, kind: str | None = None,
+              calibration: Iterable[np.ndarray] | None = None) -> dict:
+    """A .tflite flatbuffer of the main output, with a dynamic batch axis. With `calibration`
+    (training images), full-integer int8: every op int8 (conversion fails rather than leaving an op
+    in float), float32 input and output so it is a drop-in replacement. Returns what was done."""
+    kind = kind or output_kind(model)
+    h, w, c = input_shape(model)
+    spec = tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(x):
+        return tf.identity(_main_output(model(x, training=False)), name=kind)
+
+    # Not from_concrete_functions([...], model): with a Keras 3 model as trackable_obj the weights
+    # stay uninitialised variable reads in the .tflite and it outputs NaN without an error (the
+    # converter's warning that asks for trackable_obj is silenced for that reason).
+    with _absl_quiet():
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+    images = 0
+    if calibration is not None:
+        batches = [np.ascontiguousarray(b, dtype="float32") for b in calibration]
+        images = sum(len(b) for b in batches)
+        if images == 0:
+            raise ValueError("int8 calibration got no images; the calibration split is empty")
+
+        def representative():
+            for batch in batches:
+                for i in range(len(batch)):
+                    yield [batch[i:i + 1]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        blob = converter.convert()
+    except Exception as exc:
+        what = "full-integer int8" if calibration is not None else "float32"
+        raise ConversionError(f"the TFLite converter could not make a {what} model: {_converter_error(exc)}") from exc
+    path = Path(path)
+    path.write_bytes(blob)
+    return {"calibration_images": images} if calibration is not None else {}
+
+
+def _converter_error(exc: Exception) -> str:
+    """The TFLite converter's error names the TensorFlow ops it could not lower deep inside an MLIR
+    dump: say which, and what to do."""
+    import re
+
+    text = str(exc)
+    ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)))
+    custom = re.search(r"Custom ops: ([\w, ]+)", text)
+    if custom:
+        ops = sorted(set(ops) | {o.strip() for o in custom.group(1).split(",") if o.strip()})
+    if ops:
+        return (f"LiteRT has no builtin kernel for the TensorFlow op(s) {', '.join(ops)}; replace the layer that "
+                f"uses them with standard Keras layers, or ship another format")
+    unsupported = re.search(r"'tfl\.(\w+)' op .*?(int8|quantiz)[^\n]*", text)
+    if unsupported:
+        return f"LiteRT's {unsupported.group(1)} has no int8 kernel for this model ({unsupported.group(0)[:200]})"
+    return _first_line(exc, 400)
+
+
+class _absl_quiet:
+    """absl warnings off inside the block (TensorFlow logs through absl)."""
+
+    def __enter__(self):
+        from absl import logging as absl_logging
+
+        self._level = absl_logging.get_verbosity()
+        absl_logging.set_verbosity(absl_logging.ERROR)
+
+    def __exit__(self, *exc):
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(self._level)
+        return False
+
+
+def _first_line(exc: Exception, limit: int = 300) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    interesting = [line for line in lines if "error" in line.lower() or "not supported" in line.lower()]
+    return ((interesting or lines or [type(exc).__name__])[0])[:limit]

@@ -130,7 +130,8 @@ def prepare(request: ExportRequest) -> ExportJob:
     model = inference_outputs(as_float32(model), request.aux_outputs)
     shape = convert.input_shape(model)
     num_classes = int(model.outputs[0].shape[-1])
-    data = ExportData(request, shape, num_classes) if request.dataset else None
+    data = (ExportData(request.dataset, shape, num_classes, request.resize_method, request.recipe.train_classes)
+            if request.dataset else None)
     return ExportJob(request=request, model=model, name=request.name or default_name(path, request.recipe),
                      architecture=model.name, was_mixed_precision=mixed, shape=shape,
                      kind=convert.output_kind(model), num_classes=num_classes, data=data)
@@ -149,20 +150,23 @@ def default_name(checkpoint: Path, recipe: RecipeInfo) -> str:
 
 
 class ExportData:
-    """The model's dataset through bench.data, at the model's input size and channels."""
+    """A model's dataset through bench.data, at the model's input size and channels, with the class
+    subset its training kept (relabelled 0..k-1 in that order)."""
 
-    def __init__(self, request: ExportRequest, shape: tuple[int, int, int], num_classes: int):
+    def __init__(self, dataset: str, shape: tuple[int, int, int], num_classes: int, resize_method: str = "resize",
+                 train_classes: tuple[int, ...] | None = None):
         from bench.data import load_dataset
         from bench.data.errors import DataError
 
         try:
-            self.ds = load_dataset(request.dataset)
+            self.ds = load_dataset(dataset)
         except DataError as exc:  # missing or corrupt files: bench.data says where to put them
-            raise ValueError(f"dataset {request.dataset!r} is not available: {exc}") from None
+            raise ValueError(f"dataset {dataset!r} is not available: {exc}") from None
+        self.source = dataset  # the name or folder it was loaded by
         self.shape = shape
-        self.resize_method = request.resize_method
+        self.resize_method = resize_method
         # training keeps only these labels and renumbers them 0..k-1 in this order
-        self.subset = list(request.recipe.train_classes) if request.recipe.train_classes else None
+        self.subset = list(train_classes) if train_classes else None
         names = list(self.ds.class_names)
         self.class_names = [names[c] for c in self.subset] if self.subset else names
         if len(self.class_names) != num_classes:

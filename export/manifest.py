@@ -14,20 +14,25 @@ if TYPE_CHECKING:
     from export.job import ExportJob
     from export.pipeline import Verification
 
-TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxconverter-common", "numpy")
+TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxconverter-common", "openvino",
+         "ai-edge-litert", "numpy")
 
 
 def build_manifest(job: "ExportJob", seconds: dict[str, float], result: "Verification", passed: bool) -> dict:
     from export import verify
     from export.convert import INPUT_NAME, SAVEDMODEL_SIGNATURE
+    from export.pipeline import key as pipeline_key
 
     request = job.request
     h, w, c = job.shape
     formats: dict[str, dict[str, Any]] = {}
     for name in request.formats:
         fmt = FORMATS[name]
+        verified = [p for p in fmt.precisions if pipeline_key(name, p) not in result.unavailable]
         formats[name] = {"file": fmt.file, "runtime": fmt.runtime,
-                         "precisions": {p: fmt.rule(p) for p in fmt.precisions}}
+                         "precisions": {p: fmt.rule(p) for p in verified},
+                         "unavailable": {p: result.unavailable[pipeline_key(name, p)] for p in fmt.precisions
+                                         if pipeline_key(name, p) in result.unavailable}}
         if fmt.runtime == "tensorflow":
             formats[name]["signature"] = SAVEDMODEL_SIGNATURE
         if fmt.runtime == "onnxruntime":

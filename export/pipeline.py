@@ -24,6 +24,7 @@ class VerificationFailed(RuntimeError):
 class Verification:
     checks: list[verify.Check] = field(default_factory=list)         # float32 parity
     reduced: dict[str, dict[str, Any]] = field(default_factory=dict)  # "format" or "format@precision" -> figures
+    unavailable: dict[str, str] = field(default_factory=dict)  # pairs this machine cannot compute, and why
     accuracy: dict[str, Any] | None = None
     lines: list[str] = field(default_factory=list)
 
@@ -37,13 +38,16 @@ class Verification:
 
 
 def run(job: ExportJob, tmp: Path) -> None:
-    seconds, calibration = convert_all(job, tmp)
-    runners = open_runners(job, tmp)
+    seconds, calibration, _ = convert_all(job, tmp)
+    runners, unavailable, executed = open_runners(job, tmp)
     result = verify_all(job, runners)
-    if calibration is not None:
-        for key, row in result.reduced.items():
-            if FORMATS[key.split("@")[0]].calibrated:
-                row.update(calibration)
+    for key, why in unavailable.items():
+        result.unavailable[key] = why
+        result.lines.append(f"{key}: not verified, not shipped: {why}")
+    for name, row in result.reduced.items():
+        fmt = name.split("@")[0]
+        row.update(calibration.get(fmt) or calibration.get(FORMATS[fmt].made_from or "", {}))
+        row["executed"] = executed.get(name, {})
     if not result.parity_ok and job.request.locate and "onnx" in job.request.formats:
         result.lines.append(locate_divergence(job))
     passed = result.parity_ok and result.reduced_ok
@@ -59,34 +63,88 @@ def run(job: ExportJob, tmp: Path) -> None:
 # ---------------------------------------------------------------- convert
 
 
-def convert_all(job: ExportJob, tmp: Path) -> tuple[dict[str, float], dict | None]:
-    """Every requested format into `tmp`; seconds per format, and how int8 was calibrated."""
-    request, model, kind = job.request, job.model, job.kind
+def convert_all(job: ExportJob, tmp: Path, keep_going: bool = False, done: Callable[..., None] | None = None
+                ) -> tuple[dict[str, float], dict[str, dict], dict[str, str]]:
+    """Every requested format into `tmp`, sources first. Returns seconds per format, what each
+    calibrated conversion did, and (with keep_going) why a format could not be made — otherwise
+    the first failure is raised. A format whose source failed is not attempted. `done(seconds,
+    calibration, failed)` is called after each format (to keep partial results)."""
     seconds: dict[str, float] = {}
-    calibration = None
+    calibration: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    names = ordered(job.request.formats)
+    with progress.task("converting", total=len(names), unit="formats") as bar:
+        for name in names:
+            bar.update(description=f"converting to {name}")
+            try:
+                _convert_one(job, tmp, name, keep_going, seconds, calibration, failed)
+            finally:
+                if done is not None:
+                    done(seconds, calibration, failed)
+            bar.advance()
+    return seconds, calibration, failed
 
-    def timed(fmt: str, fn: Callable, *args):
-        bar.update(description=f"converting to {fmt}")
-        start = time.perf_counter()
-        out = fn(*args)
-        seconds[fmt] = round(time.perf_counter() - start, 3)
-        bar.advance()
-        return out
 
-    path = {f: tmp / FORMATS[f].file for f in request.formats}
-    with progress.task("converting", total=len(path), unit="formats") as bar:
-        if "savedmodel" in path:
-            timed("savedmodel", convert.to_savedmodel, model, path["savedmodel"], kind)
-        if "onnx" in path:
-            timed("onnx", convert.to_onnx, model, path["onnx"], request.opset, kind)
-        if "onnx_fp16" in path:
-            timed("onnx_fp16", convert.to_onnx_fp16, path["onnx"], path["onnx_fp16"])
-        if "onnx_int8" in path:
-            from export.quantize import to_onnx_int8
+def _convert_one(job: ExportJob, tmp: Path, name: str, keep_going: bool, seconds: dict, calibration: dict,
+                 failed: dict) -> None:
+    """One format into `tmp`, recording its seconds, calibration or (with keep_going) failure."""
+    source = FORMATS[name].made_from
+    if source in failed:
+        failed[name] = f"not made: its source {source} failed ({failed[source]})"
+        return
+    start = time.perf_counter()
+    try:
+        info = CONVERTERS[name](job, tmp)
+    except Exception as exc:
+        if not keep_going:
+            raise
+        failed[name] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+    else:
+        seconds[name] = round(time.perf_counter() - start, 3)
+        if info:
+            calibration[name] = info
 
-            calibration = timed("onnx_int8", to_onnx_int8, path["onnx"], path["onnx_int8"], calibration_images(job))
-        bar.update(description=f"converted to {', '.join(path)}")
-    return seconds, calibration
+
+def ordered(formats: list[str]) -> list[str]:
+    """Sources before the formats made from them."""
+    done: list[str] = []
+
+    def add(name: str) -> None:
+        source = FORMATS[name].made_from
+        if source and source in formats and source not in done:
+            add(source)
+        if name not in done:
+            done.append(name)
+
+    for name in formats:
+        add(name)
+    return done
+
+
+def _path(tmp: Path, fmt: str) -> Path:
+    return tmp / FORMATS[fmt].file
+
+
+def _int8_onnx(job: ExportJob, tmp: Path) -> dict:
+    from export.quantize import to_onnx_int8
+
+    return to_onnx_int8(_path(tmp, "onnx"), _path(tmp, "onnx_int8"), calibration_images(job))
+
+
+def _litert_int8(job: ExportJob, tmp: Path) -> dict:
+    return convert.to_litert(job.model, _path(tmp, "litert_int8"), job.kind, calibration_images(job))
+
+
+CONVERTERS: dict[str, Callable[[ExportJob, Path], dict | None]] = {
+    "savedmodel": lambda job, tmp: convert.to_savedmodel(job.model, _path(tmp, "savedmodel"), job.kind) and None,
+    "onnx": lambda job, tmp: convert.to_onnx(job.model, _path(tmp, "onnx"), job.request.opset, job.kind) and None,
+    "onnx_fp16": lambda job, tmp: convert.to_onnx_fp16(_path(tmp, "onnx"), _path(tmp, "onnx_fp16")) and None,
+    "onnx_int8": _int8_onnx,
+    "openvino": lambda job, tmp: convert.to_openvino(job.model, _path(tmp, "openvino"), job.kind) and None,
+    "openvino_int8": lambda job, tmp: convert.to_openvino(_path(tmp, "onnx_int8"), _path(tmp, "openvino_int8")) and None,
+    "litert": lambda job, tmp: convert.to_litert(job.model, _path(tmp, "litert"), job.kind) or None,
+    "litert_int8": _litert_int8,
+}
 
 
 def calibration_images(job: ExportJob):
@@ -111,25 +169,39 @@ def key(fmt: str, precision: str) -> str:
     return fmt if precision == FORMATS[fmt].precisions[0] else f"{fmt}@{precision}"
 
 
-def open_runners(job: ExportJob, tmp: Path) -> dict[str, verify.Runner]:
+def open_runners(job: ExportJob, tmp: Path, formats: list[str] | None = None
+                 ) -> tuple[dict[str, verify.Runner], dict[str, str], dict[str, dict]]:
+    """A runner per (format, precision); the pairs this machine cannot compute (a bfloat16 hint on a
+    CPU without bfloat16) apart with the reason, neither verified nor shipped; and what each runtime
+    reports it computes with (OpenVINO's kernel precisions, onnxruntime's quantized ops)."""
     from export import runtimes
 
     runners: dict[str, verify.Runner] = {}
-    for fmt, precision in pairs(job.request.formats):
+    unavailable: dict[str, str] = {}
+    executed: dict[str, dict] = {}
+    for fmt, precision in pairs(formats if formats is not None else job.request.formats):
         path = tmp / FORMATS[fmt].file
         if FORMATS[fmt].runtime == "tensorflow":
             runners[key(fmt, precision)] = verify.savedmodel_runner(path)
-        else:
-            runners[key(fmt, precision)] = runtimes.open_session(path, FORMATS[fmt].runtime, precision).run
-    return runners
+            continue
+        # a float16 file is verified for its float16 weights even where onnxruntime computes it in float32
+        options = {"strict": False} if FORMATS[fmt].runtime == "onnxruntime" else {}
+        try:
+            session = runtimes.open_session(path, FORMATS[fmt].runtime, precision, names=job.output_names, **options)
+        except runtimes.PrecisionUnavailable as exc:
+            unavailable[key(fmt, precision)] = str(exc)
+            continue
+        runners[key(fmt, precision)] = session.run
+        executed[key(fmt, precision)] = getattr(session, "executed", {})
+    return runners, unavailable, executed
 
 
 def verify_all(job: ExportJob, runners: dict[str, verify.Runner]) -> Verification:
     """float32 pairs by parity on the test images (when there is a dataset) and on random in-range
     inputs; reduced pairs by the accuracy rule on the test images, or only reported without them."""
     request, names = job.request, job.output_names
-    float32 = [key(f, p) for f, p in pairs(request.formats) if p == "float32"]
-    reduced = [key(f, p) for f, p in pairs(request.formats) if p != "float32"]
+    float32 = [key(f, p) for f, p in pairs(request.formats) if p == "float32" and key(f, p) in runners]
+    reduced = [key(f, p) for f, p in pairs(request.formats) if p != "float32" and key(f, p) in runners]
     result = Verification()
     real = None
     if job.data is not None:

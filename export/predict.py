@@ -1,6 +1,7 @@
 """`python -m export predict DIR IMAGE...`: classify image files with an exported artifact.
 
-Deployment-side code: onnxruntime, PIL and numpy only, never TensorFlow (a test checks that).
+Deployment-side code: the runtimes (onnxruntime, OpenVINO, LiteRT's interpreter), PIL and numpy
+only, never TensorFlow (a test checks that).
 It applies the manifest's preprocessing, which reproduces the training pipeline's
 `tf.image.resize` (bilinear, half-pixel centres, no antialias) and `resize_with_pad`.
 """
@@ -14,10 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from export.package import read_manifest, verify_files
-from export.runtimes import onnxruntime_session
-
-FORMAT_FILES = {"onnx": "model.onnx", "onnx_fp16": "model_fp16.onnx", "onnx_int8": "model_int8.onnx"}
-
+from export.runtimes import open_session
 
 def bilinear_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """tf.image.resize(method="bilinear", antialias=False) for one HWC float image."""
@@ -97,20 +95,33 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def classify(artifact: str | Path, images: list[str], fmt: str = "onnx", top_k: int = 5) -> list[list[tuple[str, float]]]:
+def classify(artifact: str | Path, images: list[str], fmt: str = "onnx", top_k: int = 5,
+             precision: str | None = None, threads: int = 0) -> list[list[tuple[str, float]]]:
+    """Top-k (class name, probability) per image, by the artifact's `fmt` model computing in
+    `precision` (default: the first one the export verified for it)."""
     manifest = read_manifest(artifact)
     if manifest.get("status") != "passed":
         raise ValueError(f"{artifact} is not a verified artifact (status {manifest.get('status')!r})")
-    if fmt not in manifest.get("formats", {}):
-        raise ValueError(f"{artifact} has no {fmt} model; it has: {', '.join(manifest['formats'])}")
+    formats = manifest.get("formats", {})
+    if fmt not in formats:
+        raise ValueError(f"{artifact} has no {fmt} model; it has: {', '.join(formats)}")
+    entry = formats[fmt]
+    if entry.get("runtime", "onnxruntime") == "tensorflow":
+        raise ValueError(f"{fmt} needs TensorFlow; predict runs the formats a deployment runs without it: "
+                         f"{', '.join(f for f, e in formats.items() if e.get('runtime') != 'tensorflow')}")
+    verified = list(entry.get("precisions", {"float32": "parity"}))
+    precision = precision or verified[0]
+    if precision not in verified:
+        why = entry.get("unavailable", {}).get(precision, "the export did not verify it")
+        raise ValueError(f"{fmt} was verified in {', '.join(verified)}, not {precision}: {why}")
     changed = verify_files(artifact, manifest)
     if changed:
         raise ValueError(f"{artifact}: files changed since export (sha256 mismatch): {', '.join(changed)}")
-    session = onnxruntime_session(Path(artifact) / manifest["formats"][fmt]["file"])
-    spec = manifest["input"]
-    batch = np.stack([preprocess(p, manifest["preprocessing"]) for p in images])
     main = manifest["outputs"][0]
-    scores = session.run([main["name"]], {spec["name"]: batch})[0]
+    session = open_session(Path(artifact) / entry["file"], entry.get("runtime", "onnxruntime"), precision,
+                           threads, names=[o["name"] for o in manifest["outputs"]])
+    batch = np.stack([preprocess(p, manifest["preprocessing"]) for p in images])
+    scores = session.main(batch)
     probs = scores if main["kind"] == "probabilities" else softmax(scores)
     names = manifest["class_names"]
     k = min(top_k, probs.shape[-1])
@@ -123,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("artifact", help="artifact directory written by python -m export")
     parser.add_argument("images", nargs="+", help="image files (any format PIL reads)")
-    parser.add_argument("--format", default="onnx", choices=sorted(FORMAT_FILES))
+    parser.add_argument("--format", default="onnx",
+                        help="which of the artifact's models: onnx, onnx_fp16, onnx_int8, openvino, openvino_int8, "
+                             "litert, litert_int8 (default onnx)")
+    parser.add_argument("--precision", help="what the runtime computes in, from those the export verified "
+                                            "(openvino: float32 or bfloat16); default the format's first")
+    parser.add_argument("--threads", type=int, default=0, help="runtime threads (default 0: all cores)")
     parser.add_argument("--top-k", type=int, default=5)
     args = parser.parse_args(argv)
     try:
-        results = classify(args.artifact, args.images, args.format, args.top_k)
-    except (ValueError, FileNotFoundError) as exc:
+        results = classify(args.artifact, args.images, args.format, args.top_k, args.precision, args.threads)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for image, top in zip(args.images, results):

@@ -18,7 +18,13 @@ def test_quick_profile_cells():
     matrix = mx.load_profile("quick")
     cells = mx.cells(matrix, "cpu")
     infer = [c for c in cells if c.task == "infer"]
-    assert len(infer) == 3 * 5 * 3  # models x engines x batch sizes
+    # per model and batch size: keras_predict float32; tf_function, xla, savedmodel in float32;
+    # onnxruntime in float32, float16, int8; openvino in float32, bfloat16, int8; litert in float32, int8
+    per = 1 + 3 + 3 + 3 + 2
+    assert len(infer) == 3 * per * 3  # models x (engine, precision) x batch sizes
+    pairs = {(c.engine, c.precision) for c in infer}
+    assert ("keras_predict", "int8") not in pairs and ("keras_predict", "float16") not in pairs
+    assert {("openvino", "bfloat16"), ("litert", "int8"), ("onnxruntime", "float16")} <= pairs
     assert {c.batch_size for c in infer} == {1, 8, 32} and {c.dataset for c in cells} == {"mnist"}
     train = [c for c in cells if c.task == "train"]
     assert {c.pipeline for c in train} == {"synthetic", "real"} and len({c.model.name for c in train}) == 2

@@ -73,7 +73,7 @@ def test_rows_complete_and_typed(tiny_run):
     for column in ("images_per_sec", "latency_ms_p50", "latency_ms_p99", "top1", "params", "peak_memory_mb"):
         assert pd.api.types.is_float_dtype(df[column]) or pd.api.types.is_integer_dtype(df[column]), column
     assert set(df["status"]) == {"ok", "skipped"}
-    assert not df[list(KEY[:-1])].isna().any().any()  # the cell key is always filled (pipeline only for training)
+    assert not df[[k for k in KEY if k != "pipeline"]].isna().any().any()  # the key is filled (pipeline: training)
     ok = df[df["status"] == "ok"]
     measured = ok[ok["task"] != "accuracy"]
     assert not measured[["images_per_sec", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_mean",
@@ -104,7 +104,11 @@ def test_json_and_environment_join_the_rows(tiny_run):
     for package in ("tensorflow", "keras", "onnxruntime", "onnx", "tf2onnx"):
         assert package in env["versions"]
     assert env["cpu_count"] >= 1 and env["cpu_model"] and env["command"][-1] == str(out)
-    assert env["git"]["commit"] and {"tf", "onnxruntime"} <= set(env["peak_matmul_flops_per_sec"])
+    # a roof per engine family, precision and thread count the rows used
+    threads = len(os.sched_getaffinity(0))
+    assert env["git"]["commit"] and {f"tf:float32:{threads}", f"onnxruntime:float32:{threads}"} <= set(
+        env["peak_matmul_flops_per_sec"])
+    assert env["cpu_flags"] == df["cpu_flags"].fillna("").iloc[0].split()
     assert set(df["env_id"]) == {env["env_id"]} and set(df["tf_version"]) == {env["versions"]["tensorflow"]}
     assert 0 < env["harness_overhead"]["bare_ms_per_call"]
 
@@ -112,7 +116,8 @@ def test_json_and_environment_join_the_rows(tiny_run):
 def test_report_has_the_verdicts(tiny_run):
     _, out = tiny_run
     report = (out / "report.md").read_text()
-    for text in ("fastest engine per model and batch size", "speedup_vs_keras_predict", "Harness overhead",
+    for text in ("fastest verified engine per model and batch size", "speedup_vs_keras_predict",
+                 "speedup_vs_onnxruntime_fp32", "## Checks", "parity: max abs diff", "Harness overhead",
                  "real_over_synthetic", "## Accuracy", "![latency vs batch size](latency_vs_batch.png)"):
         assert text in report, text
 
@@ -205,14 +210,15 @@ def test_accuracy_of_a_given_checkpoint_through_tf_and_onnxruntime(tmp_path):
     model.save(checkpoint)
     out = tmp_path / "acc"
     code = run.main(["--profile", "quick", "--tasks", "accuracy", "--checkpoint", str(checkpoint),
-                     "--no-overhead-check", "--out", str(out)])
+                     "--precisions", "float32", "--no-overhead-check", "--out", str(out)])
     assert code == 0
     df = pd.read_csv(out / "results.csv").set_index("engine")
-    assert set(df.index) == {"tf_function", "onnxruntime"} and (df["status"] == "ok").all()
+    assert set(df.index) == {"tf_function", "onnxruntime", "openvino", "litert"} and (df["status"] == "ok").all()
     assert (df["model"] == "cnn_mnist").all() and (df["checkpoint"] == str(checkpoint)).all()
     assert (df["input_shape"] == "32x32x3").all() and (df["examples"] == 2000).all()
     assert df.loc["tf_function", "top1"] > 0.3  # trained, not chance
     assert abs(df.loc["tf_function", "top1"] - df.loc["onnxruntime", "top1"]) <= 0.001
+    assert (df["verified"] == "parity").all()
 
 
 def test_missing_checkpoint_is_rejected(tmp_path, capsys):

@@ -96,7 +96,8 @@ def test_bad_timing_arguments_are_rejected():
         summarize([], 1)
 
 
-@pytest.mark.parametrize("name", ["keras_predict", "tf_function", "xla", "savedmodel", "onnxruntime"])
+@pytest.mark.parametrize("name", ["keras_predict", "tf_function", "xla", "savedmodel", "onnxruntime", "openvino",
+                                  "litert"])
 def test_every_engine_returns_the_models_output_as_numpy(name, small_model, tmp_path):
     batch = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
     engine = ENGINES[name]("cpu", tmp_path)

@@ -339,3 +339,45 @@ def test_training_run_directory_supplies_dataset_and_class_subset(mnist, tmp_pat
     probs = session.run(None, {"input": x.astype("float32") / 255.0})[0]
     assert manifest["accuracy"]["images"] == 300
     assert manifest["accuracy"]["top1_onnx"] == pytest.approx(float(np.mean(probs.argmax(-1) == y)))
+
+
+def test_int8_that_damages_accuracy_is_rejected_with_the_measured_drop(mnist, tmp_path, capsys):
+    from tests.test_engines import small_trained
+
+    checkpoint = small_trained(mnist, tmp_path / "runs" / "damaged" / "model.keras", damage_int8=True)
+    out = tmp_path / "art"
+    rc = main([str(checkpoint), "--formats", "onnx,onnx_int8", "--out", str(out), "--parity-images", "1000",
+               "--calibration-images", "128"])
+    assert rc == 1 and not out.exists()
+    assert "reduced-precision accuracy check failed" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "art.failed" / MANIFEST).read_text())
+    row = manifest["reduced_precision"]["onnx_int8"]
+    assert manifest["status"] == "failed" and row["passed"] is False
+    assert row["top1_drop"] > 0.2 and row["top1_drop_low95"] > 0.01  # the measured loss, judged with its bound
+    assert manifest["parity"]["checks"][0]["passed"]  # float32 was fine: only int8 damaged it
+
+
+def test_int8_calibration_reads_training_images_never_test_images(mnist, tmp_path):
+    from export.job import ExportData
+    from export.pipeline import calibration_images
+
+    data = ExportData("mnist", (28, 28, 1), 10)
+    splits = []
+    original = data.batches
+
+    def recording(split, *args, **kwargs):
+        splits.append(split)
+        return original(split, *args, **kwargs)
+
+    data.batches = recording
+
+    class Job:  # what calibration_images reads of an export job
+        request = type("R", (), {"batch_size": 32, "calibration_images": 64})()
+
+    Job.data = data
+    images = np.concatenate(list(calibration_images(Job)))
+    assert splits == ["train"] and len(images) == 64
+    x_test, _ = mnist.numpy("test")
+    test = x_test.reshape(len(x_test), -1).astype("float32") / 255.0
+    # none of the calibration images is a test image
+    assert not any(np.any(np.all(np.abs(test - img.reshape(1, -1)) < 1e-6, axis=1)) for img in images[:16])

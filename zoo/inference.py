@@ -64,3 +64,29 @@ def inference_outputs(model: keras.Model, aux_outputs: bool = False) -> keras.Mo
     if aux_outputs:
         return model
     return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+
+
+def with_policy(model: keras.Model, policy: str) -> keras.Model:
+    """A copy of a float32 model computing under the Keras dtype policy `policy` (mixed_float16,
+    mixed_bfloat16) with the same weights, so precisions are compared on the same model. The layers
+    that produce the outputs stay float32 (as the zoo builds them), so probabilities sum to 1."""
+    if policy == "float32":
+        return model
+    outputs = {t._keras_history[0].name for t in model.outputs}
+    config = keras.saving.serialize_keras_object(model)
+    for layer in config["config"]["layers"]:
+        if layer["config"].get("name") not in outputs:
+            layer["config"] = _policy_config(layer["config"], policy)
+    clone = keras.saving.deserialize_keras_object(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _policy_config(node: Any, policy: str) -> Any:
+    if isinstance(node, dict):
+        if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            return {**node, "config": {**node["config"], "name": policy}}
+        return {key: _policy_config(value, policy) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_policy_config(value, policy) for value in node]
+    return node

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.measure.engines import ENGINES
+from bench.measure.engines import ENGINES, TF_ENGINES
 from bench.measure.train_step import PIPELINES
-from bench.plumbing.precision import KERAS_POLICIES
+from bench.plumbing.precision import KERAS_POLICIES, PRECISIONS
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 TASKS = ("infer", "train", "accuracy")
@@ -22,20 +22,48 @@ class MatrixError(ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A name `zoo.build` resolves (a zoo name or `package.module:function`), its build options and
-    an optional input size override (default: the dataset's own image size)."""
+    """What a row measures. `name` is one of:
+    - a name `zoo.build` resolves (a zoo name, or `package.module:function` such as
+      `keras.applications:ResNet50`), built untrained with `options` for the dataset's classes
+      (or `classes`) at the dataset's image size (or `image_size`);
+    - a trained `.keras` file (its own input size and classes; verified by the accuracy rule);
+    - an exported artifact directory (its manifest's formats, verified when it was exported).
+    `threads` overrides the matrix's thread axis for this model; `tasks` limits its tasks."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     image_size: int | None = None
     channels: int | None = None
     tasks: tuple[str, ...] | None = None  # only these tasks for this model (default: the matrix's)
+    classes: int | None = None  # output classes of a built model (default: the dataset's)
+    threads: tuple[int, ...] | None = None  # thread counts for this model (default: the matrix's)
+    label: str | None = None  # the row's model name (default: the zoo name or the file's name)
+    dataset: str | None = None  # run on this dataset only (default: the matrix's; a checkpoint: its recipe's)
+    produce: str | None = None  # how to make a missing checkpoint (its rows are skipped and say so)
 
     def __hash__(self) -> int:
-        return hash((self.name, repr(sorted(self.options.items())), self.image_size, self.channels))
+        return hash((self.name, repr(sorted(self.options.items())), self.image_size, self.channels, self.classes))
 
     def runs(self, task: str, tasks: list[str]) -> bool:
         return task in tasks and (self.tasks is None or task in self.tasks)
+
+    @property
+    def source(self) -> str:
+        """zoo | checkpoint | artifact"""
+        if self.name.endswith((".keras", ".h5")):
+            return "checkpoint"
+        if (Path(self.name) / "manifest.json").is_file() or Path(self.name).is_dir():
+            return "artifact"
+        return "zoo"
+
+    @property
+    def row_name(self) -> str:
+        if self.label:
+            return self.label
+        if self.source == "checkpoint":  # runs/NAME/model.keras is the run NAME
+            path = Path(self.name)
+            return path.parent.name if path.stem == "model" and path.parent.name else path.stem
+        return Path(self.name).name if self.source == "artifact" else self.name
 
 
 @dataclass
@@ -45,9 +73,17 @@ class Matrix:
     models: list[ModelEntry] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=lambda: ["infer"])
+    # engine names; "engine:precision" runs that engine in that precision only (e.g. "keras_predict:float32")
     engines: list[str] = field(default_factory=lambda: ["keras_predict", "tf_function"])
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
+    # each engine runs the precisions it can compute in (bench.measure.engines); the rest are not cells
     precisions: list[str] = field(default_factory=lambda: ["float32"])
+    # precisions named by the user (command line): a pair an engine cannot compute is then a skipped
+    # row that says so; from a profile it is simply not a cell
+    explicit_precisions: bool = False
+    threads: list[int] = field(default_factory=lambda: [0])  # runtime threads; 0 = every core
+    verify_images: int = 256  # real test images every engine is checked on before it is timed
+    calibration_images: int = 256  # training images the int8 formats are calibrated on
     xla: list[bool] = field(default_factory=lambda: [False])  # training: compile with jit_compile
     device: str = "cpu"
     warmup: int = 5
@@ -148,12 +184,16 @@ def _model_entry(item, source: str) -> ModelEntry:
     if isinstance(item, str):
         return ModelEntry(item)
     if isinstance(item, dict) and "name" in item:
-        unknown = set(item) - {"name", "options", "image_size", "channels", "tasks"}
+        keys = ("name", "options", "image_size", "channels", "tasks", "classes", "threads", "label", "dataset",
+                "produce")
+        unknown = set(item) - set(keys)
         if unknown:
-            raise MatrixError(f"{source}: unknown model keys {sorted(unknown)}; "
-                              f"valid: name, options, image_size, channels, tasks")
+            raise MatrixError(f"{source}: unknown model keys {sorted(unknown)}; valid: {', '.join(keys)}")
         tasks = tuple(item["tasks"]) if "tasks" in item else None
-        return ModelEntry(item["name"], dict(item.get("options", {})), item.get("image_size"), item.get("channels"), tasks)
+        threads = tuple(item["threads"]) if "threads" in item else None
+        return ModelEntry(item["name"], dict(item.get("options", {})), item.get("image_size"), item.get("channels"),
+                          tasks, item.get("classes"), threads, item.get("label"), item.get("dataset"),
+                          item.get("produce"))
     raise MatrixError(f"{source}: each model is a name or a table with 'name', got {item!r}")
 
 
@@ -207,24 +247,47 @@ def validate(matrix: Matrix) -> None:
         problems.append("no models: give --models or a profile/matrix with models")
     if not matrix.datasets:
         problems.append("no datasets: give --datasets or a profile/matrix with datasets")
-    zoo_models = [m.name for m in matrix.models if ":" not in m.name]
+    zoo_models = [m.name for m in matrix.models if m.source == "zoo" and ":" not in m.name]
     if zoo_models:
-        try:
-            check("model", zoo_models, zoo_names())
-        except MatrixError as exc:
-            problems.append(str(exc))
+        bad = [n for n in zoo_models if n not in zoo_names()]
+        if bad:
+            problems.append(f"unknown model {', '.join(map(repr, bad))}; valid: a zoo name ({', '.join(zoo_names())}), "
+                            f"package.module:function (e.g. keras.applications:ResNet50), a .keras file or an "
+                            f"exported artifact directory")
     for m in matrix.models:
-        if ":" in m.name and (why := check_constructor(m.name)):
+        if ":" in m.name and m.source == "zoo" and (why := check_constructor(m.name)):
             problems.append(why)
+        if m.source == "checkpoint" and not Path(m.name).is_file() and not m.produce:
+            problems.append(f"checkpoint {m.name} does not exist (train one with `imgcls train`, e.g. make train)")
+        if m.source == "artifact" and not (Path(m.name) / "manifest.json").is_file():
+            problems.append(f"{m.name} is a folder but not an exported artifact (no manifest.json); "
+                            f"make one with `imgcls export CHECKPOINT --out {m.name}`")
+        bad_threads = [t for t in (m.threads or ()) if not isinstance(t, int) or t < 0]
+        if bad_threads:
+            problems.append(f"model {m.name}: threads must be integers >= 0 (0 = every core), got {bad_threads}")
         check(f"task of model {m.name}", m.tasks or (), TASKS)
         if m.image_size is not None and (not isinstance(m.image_size, int) or m.image_size < 1):
             problems.append(f"model {m.name}: image_size must be a positive integer, got {m.image_size!r}")
     folders = [d for d in matrix.datasets if Path(d).is_dir()]
     check("dataset", [d for d in matrix.datasets if d not in folders], known_datasets() + ["(or an image-folder path)"])
     check("task", matrix.tasks, TASKS)
-    check("engine", matrix.engines, list(ENGINES))
+    check("engine", [e.partition(":")[0] for e in matrix.engines], list(ENGINES))
+    for name, only in engine_specs(matrix.engines):
+        if name in ENGINES and only and only not in ENGINES[name].precisions:
+            problems.append(f"engine {name} computes in {', '.join(ENGINES[name].precisions)}, not {only}")
     check("accuracy engine", matrix.accuracy_engines, list(ENGINES))
-    check("precision", matrix.precisions, list(KERAS_POLICIES))
+    check("precision", matrix.precisions, list(PRECISIONS))
+    specs = [(e, only) for e, only in engine_specs(matrix.engines) if e in ENGINES]
+    if "infer" in matrix.tasks and not matrix.explicit_precisions:
+        for engine, only in specs:
+            if not runs_in(engine, only, matrix.precisions):
+                problems.append(f"engine {engine} computes in {only or ', '.join(ENGINES[engine].precisions)}, none "
+                                f"of the precisions asked for ({', '.join(matrix.precisions)})")
+    if any(not isinstance(t, int) or isinstance(t, bool) or t < 0 for t in matrix.threads):
+        problems.append(f"threads must be integers >= 0 (0 = every core), got {matrix.threads}")
+    if matrix.verify_images < 1:
+        problems.append(f"verify_images must be >= 1 (every engine is checked before it is timed), got "
+                        f"{matrix.verify_images}")
     check("training pipeline", matrix.train_pipelines, PIPELINES)
     check("device", [matrix.device], DEVICES)
     for label, sizes in (("batch size", matrix.batch_sizes), ("training batch size", matrix.train_batch_sizes)):
@@ -257,6 +320,7 @@ class Cell:
     xla: bool
     batch_size: int
     pipeline: str = ""
+    threads: int = 0  # as asked (0 = every core); the row records the count the engine ran with
 
     def key(self) -> tuple[str, ...]:
         from bench.harness.results import cell_key
@@ -264,51 +328,100 @@ class Cell:
         return cell_key(self.row_id())
 
     def row_id(self) -> dict[str, object]:
-        return {"model": self.model.name, "dataset": self.dataset, "task": self.task, "engine": self.engine,
+        return {"model": self.model.row_name, "dataset": self.dataset, "task": self.task, "engine": self.engine,
                 "device": self.device, "precision": self.precision, "xla": self.xla,
-                "batch_size": self.batch_size, "pipeline": self.pipeline}
+                "batch_size": self.batch_size, "pipeline": self.pipeline, "threads": self.threads}
+
+    @property
+    def tf_threads(self) -> bool:
+        """TensorFlow's threads are the process's: a cell of another count runs in a child process."""
+        return self.engine in TF_ENGINES or self.task == "train"
 
     def label(self) -> str:
-        parts = [self.task, self.model.name, self.dataset, self.engine, self.precision, f"bs={self.batch_size}"]
+        parts = [self.task, self.model.row_name, self.dataset, self.engine, self.precision, f"bs={self.batch_size}"]
+        if self.threads:
+            parts.append(f"threads={self.threads}")
         if self.task == "train":
             parts += [f"xla={'on' if self.xla else 'off'}", self.pipeline]
         return " ".join(parts)
 
 
+def engine_specs(engines: list[str]) -> list[tuple[str, str | None]]:
+    """"engine" or "engine:precision" -> (engine, the one precision or None)."""
+    return [(e.partition(":")[0], e.partition(":")[2] or None) for e in engines]
+
+
+def runs_in(engine: str, only: str | None, precisions: list[str], explicit: bool = False) -> list[str]:
+    """The precisions of `precisions` this engine (limited to `only`) computes in; with `explicit`,
+    all of them (those it cannot compute become skipped rows that say so)."""
+    return [p for p in precisions if (explicit or p in ENGINES[engine].precisions) and (only is None or p == only)]
+
+
+def datasets_of(model: ModelEntry, datasets: list[str]) -> list[str]:
+    """A model's own dataset if it has one (a checkpoint: the one its recipe.json names), else the matrix's."""
+    if model.dataset:
+        return [model.dataset]
+    if model.source == "checkpoint":
+        from export.job import RecipeInfo
+
+        recipe = RecipeInfo.beside(Path(model.name))
+        if recipe.dataset:
+            return [recipe.dataset]
+    return list(datasets)
+
+
 def cells(matrix: Matrix, device: str) -> list[Cell]:
-    """Cells grouped by (dataset, model, precision) so a model is built once per group."""
+    """Cells grouped by (model, dataset) so a model is built, converted and verified once. An engine
+    runs only the precisions it computes in; artifact directories run only artifact engines."""
     out: list[Cell] = []
-    for dataset in matrix.datasets:
-        for model in matrix.models:
-            for precision in matrix.precisions:
-                if model.runs("infer", matrix.tasks):
-                    for engine in matrix.engines:
-                        for bs in matrix.batch_sizes:
-                            out.append(Cell("infer", model, dataset, engine, engine_device(engine, device),
-                                            precision, engine == "xla", bs))
-                if model.runs("train", matrix.tasks):
+    for model in matrix.models:
+        for dataset in datasets_of(model, matrix.datasets):
+            threads = list(model.threads or matrix.threads)
+            engines = [(e, only) for e, only in engine_specs(matrix.engines)
+                       if model.source != "artifact" or ENGINES[e].artifact]
+            if model.runs("infer", matrix.tasks):
+                for engine, only in engines:
+                    for precision in runs_in(engine, only, matrix.precisions, matrix.explicit_precisions):
+                        for t in threads:
+                            for bs in matrix.batch_sizes:
+                                out.append(Cell("infer", model, dataset, engine, engine_device(engine, device),
+                                                precision, engine == "xla", bs, threads=t))
+            if model.runs("train", matrix.tasks) and model.source == "zoo":
+                for precision in [p for p in matrix.precisions if p in KERAS_POLICIES]:
                     for xla in matrix.xla:
                         for bs in matrix.train_batch_sizes:
                             for pipeline in matrix.train_pipelines:
                                 out.append(Cell("train", model, dataset, "keras_train_step", device, precision,
                                                 xla, bs, pipeline))
-            if model.runs("accuracy", matrix.tasks) and not matrix.checkpoint:  # briefly trained here, in float32
-                for engine in matrix.accuracy_engines:
-                    out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "float32",
-                                    engine == "xla", matrix.accuracy_batch_size))
-        if "accuracy" in matrix.tasks and matrix.checkpoint:  # the given checkpoint, on each dataset
-            model = checkpoint_entry(matrix.checkpoint)
-            for engine in matrix.accuracy_engines:
-                out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), "float32",
-                                engine == "xla", matrix.accuracy_batch_size))
+            if model.runs("accuracy", matrix.tasks) and not matrix.checkpoint:
+                out += _accuracy_cells(matrix, model, dataset, device)
+    if "accuracy" in matrix.tasks and matrix.checkpoint:  # the given checkpoint, on its dataset
+        entry = checkpoint_entry(matrix.checkpoint)
+        for dataset in datasets_of(entry, matrix.datasets):
+            out += _accuracy_cells(matrix, entry, dataset, device)
+    return out
+
+
+def _accuracy_cells(matrix: Matrix, model: ModelEntry, dataset: str, device: str) -> list[Cell]:
+    """Top-1 of a trained model (a checkpoint, or a zoo model trained briefly here) through each
+    accuracy engine in each precision it computes in: what each precision costs."""
+    out = []
+    for engine in matrix.accuracy_engines:
+        if model.source == "artifact" and not ENGINES[engine].artifact:
+            continue
+        for precision in [p for p in matrix.precisions if p in ENGINES[engine].precisions]:
+            out.append(Cell("accuracy", model, dataset, engine, engine_device(engine, device), precision,
+                            engine == "xla", matrix.accuracy_batch_size))
     return out
 
 
 def engine_device(engine: str, device: str) -> str:
-    """Where an engine really runs: onnxruntime's CPU provider on the CPU even on a GPU machine."""
-    return {"onnxruntime": "cpu", "onnxruntime_cuda": "gpu"}.get(engine, device)
+    """Where an engine really runs: the CPU runtimes on the CPU even on a GPU machine."""
+    if engine == "onnxruntime_cuda":
+        return "gpu"
+    return "cpu" if ENGINES[engine].artifact else device
 
 
 def checkpoint_entry(path: str) -> ModelEntry:
-    """A checkpoint stands in for a model: named after its file, loaded instead of built."""
-    return ModelEntry(Path(path).stem, {"checkpoint": str(path)})
+    """A checkpoint given with --checkpoint stands in for a model: named after its run, loaded instead of built."""
+    return ModelEntry(str(path))

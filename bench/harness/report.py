@@ -26,19 +26,86 @@ def load(out: str | Path) -> pd.DataFrame:
     return df
 
 
+REFERENCE = ("keras_predict", "float32")    # the seed's model.predict: the baseline a user starts from
+ONNX_FP32 = ("onnxruntime", "float32")
+
+
+def _p50(g: pd.DataFrame, engine: str, precision: str) -> float:
+    hit = g[(g["engine"] == engine) & (g["precision"] == precision)]
+    return float(hit["latency_ms_p50"].min()) if len(hit) else float("nan")
+
+
 def fastest_engines(infer: pd.DataFrame) -> pd.DataFrame:
-    """Per model, dataset, precision and batch size: the engine with the lowest p50 and its speed-up
-    over keras_predict (p50 ratio)."""
+    """Per model, dataset and batch size (all cores): the fastest engine and precision whose check
+    passed (every ok row passed its check), with its speed-up over keras_predict and over float32
+    onnxruntime (p50 ratios) and how it was checked."""
     rows = []
-    for (model, dataset, precision, bs), g in infer.groupby(["model", "dataset", "precision", "batch_size"]):
+    infer = infer[infer["threads"].fillna(0) == 0]
+    for (model, dataset, bs), g in infer.groupby(["model", "dataset", "batch_size"]):
         best = g.loc[g["latency_ms_p50"].idxmin()]
-        base = g.loc[g["engine"] == "keras_predict", "latency_ms_p50"]
-        ratio = float(base.iloc[0] / best["latency_ms_p50"]) if len(base) else float("nan")
-        rows.append({"model": model, "dataset": dataset, "precision": precision, "batch_size": bs,
-                     "fastest": best["engine"], "p50_ms": best["latency_ms_p50"],
-                     "keras_predict_p50_ms": float(base.iloc[0]) if len(base) else float("nan"),
-                     "speedup_vs_keras_predict": ratio})
+        base, ort = _p50(g, *REFERENCE), _p50(g, *ONNX_FP32)
+        rows.append({"model": model, "dataset": dataset, "batch_size": bs, "fastest": best["engine"],
+                     "precision": best["precision"], "p50_ms": best["latency_ms_p50"],
+                     "keras_predict_p50_ms": base, "speedup_vs_keras_predict": base / best["latency_ms_p50"],
+                     "speedup_vs_onnxruntime_fp32": ort / best["latency_ms_p50"], "verified": best["verified"]})
     return pd.DataFrame(rows)
+
+
+def accuracy_costs(acc: pd.DataFrame) -> pd.DataFrame:
+    """Per trained model (and its architecture), engine and precision: top-1 and the points it
+    loses against the same model's float32 top-1 (through any float32 engine)."""
+    if acc.empty:
+        return pd.DataFrame()
+    rows = []
+    for (model, dataset), g in acc.groupby(["model", "dataset"]):
+        base = g.loc[g["precision"] == "float32", "top1"]
+        if base.empty:
+            continue
+        ref = float(base.median())
+        for row in g.itertuples():
+            rows.append({"model": model, "architecture": row.architecture, "dataset": dataset, "engine": row.engine,
+                         "precision": row.precision, "top1": row.top1, "top1_float32": ref,
+                         "cost_points": (ref - row.top1) * 100, "examples": row.examples})
+    return pd.DataFrame(rows)
+
+
+def ship_table(infer: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """Per model and batch size: the fastest choice whose accuracy cost is known and at most 1 point:
+    float32 rows (parity), reduced-precision rows judged by the accuracy rule on this trained model,
+    or reduced-precision rows of an untrained model whose engine and precision cost at most 1 point
+    on a trained checkpoint of the same architecture (its name is given)."""
+    rows = []
+    infer = infer[infer["threads"].fillna(0) == 0]
+    for (model, dataset, bs), g in infer.groupby(["model", "dataset", "batch_size"]):
+        base, ort = _p50(g, *REFERENCE), _p50(g, *ONNX_FP32)
+        options = []
+        for row in g.itertuples():
+            cost, where = _cost_of(row, costs)
+            if cost is not None and cost <= 1.0:
+                options.append((row.latency_ms_p50, row, cost, where))
+        if not options:
+            continue
+        p50, row, cost, where = min(options, key=lambda o: o[0])
+        rows.append({"model": model, "batch_size": bs, "ship": row.engine, "precision": row.precision,
+                     "p50_ms": p50, "speedup_vs_keras_predict": base / p50, "speedup_vs_onnxruntime_fp32": ort / p50,
+                     "accuracy_cost_points": cost, "cost_measured_on": where})
+    return pd.DataFrame(rows)
+
+
+def _cost_of(row, costs: pd.DataFrame) -> tuple[float | None, str]:
+    if row.precision == "float32":
+        return 0.0, "parity with the float32 model"
+    if costs.empty:
+        return None, ""
+    same = costs[(costs["engine"] == row.engine) & (costs["precision"] == row.precision)]
+    own = same[same["model"] == row.model]
+    if row.verified == "accuracy" and len(own):
+        return float(own["cost_points"].iloc[0]), f"{row.model} (this model)"
+    other = same[(same["architecture"] == row.architecture) & (same["model"] != row.model)]
+    if len(other):
+        worst = other.loc[other["cost_points"].idxmax()]
+        return float(worst["cost_points"]), f"{worst['model']} (trained {row.architecture}, {worst['dataset']})"
+    return None, ""
 
 
 def pipeline_ratios(train: pd.DataFrame) -> pd.DataFrame:
@@ -49,82 +116,6 @@ def pipeline_ratios(train: pd.DataFrame) -> pd.DataFrame:
     wide["real_over_synthetic"] = wide["real"] / wide["synthetic"]
     wide["meets_90pct"] = np.where(wide["real_over_synthetic"] >= PIPELINE_TARGET, "yes", "no")
     return wide[keys + ["synthetic", "real", "real_over_synthetic", "meets_90pct"]]
-
-
-def _plot_lines(df: pd.DataFrame, value: str, ylabel: str, path: Path, logy: bool) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = list(df.groupby(["model", "dataset", "precision"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
-    for ax, ((model, dataset, precision), g) in zip(axes[0], groups):
-        for engine, e in g.groupby("engine"):
-            e = e.sort_values("batch_size")
-            ax.plot(e["batch_size"], e[value], marker="o", label=engine)
-        ax.set_xscale("log", base=2)
-        if logy:
-            ax.set_yscale("log")
-        ax.set_title(f"{model} / {dataset} / {precision}", fontsize=9)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_accuracy_vs_latency(acc: pd.DataFrame, infer: pd.DataFrame, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if acc.empty or infer.empty:
-        return False
-    bs = infer["batch_size"].min()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    plotted = False
-    for (model, dataset), a in acc.groupby(["model", "dataset"]):
-        top1 = a["top1"].max()
-        lat = infer[(infer["model"] == model) & (infer["dataset"] == dataset) & (infer["batch_size"] == bs)]
-        for row in lat.itertuples():
-            ax.scatter(row.latency_ms_p50, top1, label=f"{model} {row.engine}")
-            plotted = True
-    if not plotted:
-        plt.close(fig)
-        return False
-    ax.set_xscale("log")
-    ax.set_xlabel(f"latency p50 at batch {bs} (ms)")
-    ax.set_ylabel("top-1 on test split")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-def _plot_training(train: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = train.assign(cell=train["model"] + " " + train["precision"] + " xla=" + train["xla"].map({True: "on", False: "off"})
-                         + " bs=" + train["batch_size"].astype(str))
-    wide = train.pivot_table(index="cell", columns="pipeline", values="images_per_sec")
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.7 * len(wide)))
-    wide.plot.barh(ax=ax)
-    ax.set_xlabel("training images/sec")
-    ax.set_ylabel("")
-    ax.set_title("training throughput: synthetic (in memory) vs real tf.data pipeline", fontsize=9)
-    ax.grid(True, axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(out: str | Path) -> Path:
@@ -141,7 +132,8 @@ def write(out: str | Path) -> Path:
     infer, train, acc = (ok[ok["task"] == t] for t in ("infer", "train", "accuracy"))
     lines = [f"# Benchmark report: {env.get('profile', out.name)}", ""]
     lines += _machine(env) + _overhead(env) + _cells(df)
-    lines += _inference(infer, out) + _training(train, out) + _accuracy(acc, infer, out) + [COLUMNS_NOTE, ""]
+    lines += _inference(infer, acc, out) + _threads(infer) + _training(train, out) + _accuracy(acc, infer, out)
+    lines += [COLUMNS_NOTE, ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
@@ -150,18 +142,26 @@ def write(out: str | Path) -> Path:
 def _machine(env: dict) -> list[str]:
     versions = env.get("versions", {})
     gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver', '?')})" for g in env.get("gpus", [])) or "none"
+    flags = " ".join(env.get("cpu_flags") or []) or "none of AVX2/AVX-512/VNNI/BF16/AMX"
     lines = ["## Machine", "",
              f"- host `{env.get('hostname')}`, CPU {env.get('cpu_model')}, {env.get('cpu_count')} cores "
              f"(load average at start {env.get('load_average')}), GPU: {gpus}",
+             f"- instruction sets that decide these results: {flags}",
              f"- TensorFlow {versions.get('tensorflow')}, Keras {versions.get('keras')}, onnxruntime "
              f"{versions.get('onnxruntime') or versions.get('onnxruntime-gpu')}, onnx {versions.get('onnx')}, "
-             f"tf2onnx {versions.get('tf2onnx')}; commit {(env.get('git') or {}).get('commit')}",
+             f"tf2onnx {versions.get('tf2onnx')}, OpenVINO {versions.get('openvino')}, ai-edge-litert "
+             f"{versions.get('ai-edge-litert')}; commit {(env.get('git') or {}).get('commit')}",
              f"- command: `{' '.join(env.get('command', []))}`; started {env.get('started')}, "
              f"finished {env.get('finished')}", ""]
     peaks = env.get("peak_matmul_flops_per_sec") or {}
     if peaks:
-        lines += [f"Peak float32 matmul rate ({env.get('matmul_n')}x{env.get('matmul_n')}), the roof for "
-                  "`peak_fraction`: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in sorted(peaks.items())), ""]
+        n = env.get("matmul_n")
+        table = pd.DataFrame([{"engine_family": k.split(":")[0], "precision": k.split(":")[1],
+                               "threads": int(k.split(":")[2]), "gops_per_sec": v / 1e9}
+                              for k, v in sorted(peaks.items()) if k.count(":") == 2])
+        if len(table):
+            lines += [f"Roofs of `peak_fraction`: an {n}x{n} matmul on each engine in each precision and thread "
+                      f"count (operations/s, a multiply-add counts 2):", "", frame_table(table), ""]
     return lines
 
 
@@ -194,28 +194,59 @@ def _cells(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _inference(infer: pd.DataFrame, out: Path) -> list[str]:
+def _inference(infer: pd.DataFrame, acc: pd.DataFrame, out: Path) -> list[str]:
+    from bench.harness import plots
+
     if infer.empty:
         return []
-    lines = ["## Inference: fastest engine per model and batch size", "",
-             frame_table(fastest_engines(infer)), "",
-             "## Inference latency", "",
-             frame_table(infer.sort_values(["model", "dataset", "precision", "batch_size", "engine"])[
-                 ["model", "dataset", "precision", "batch_size", "engine", "latency_ms_p50", "latency_ms_p90",
-                  "latency_ms_p99", "latency_ms_mean", "latency_ms_std", "repeats", "images_per_sec",
-                  "peak_fraction", "peak_memory_mb"]]), "",
-             "![latency vs batch size](latency_vs_batch.png)", "",
-             "![throughput vs batch size](throughput_vs_batch.png)", ""]
+    lines = ["## Inference: the fastest verified engine per model and batch size", "",
+             "Every engine was checked against the float32 Keras model on real test images before it was timed "
+             "(`verified`: parity within export's tolerance; accuracy: the top-1 drop of a trained model not shown "
+             "above 1 point; agreement: an untrained model in reduced precision, top-1 agreement recorded, not "
+             "judged). All cores.", "", frame_table(fastest_engines(infer)), ""]
+    ship = ship_table(infer, accuracy_costs(acc))
+    if len(ship):
+        lines += ["## What to ship", "",
+                  "The fastest engine and precision per model and batch size whose accuracy cost is measured and at "
+                  "most 1 point: on the model itself (float32 parity, or the accuracy rule on a trained model), or, "
+                  "for a model timed with untrained weights, on a trained checkpoint of the same architecture.", "",
+                  frame_table(ship), ""]
+    lines += ["## Inference latency", "",
+              frame_table(infer.sort_values(["model", "dataset", "batch_size", "engine", "precision", "threads"])[
+                  ["model", "dataset", "batch_size", "engine", "precision", "threads_used", "latency_ms_p50",
+                   "latency_ms_p90", "latency_ms_p99", "latency_ms_std", "repeats", "images_per_sec",
+                   "peak_fraction", "verified", "executed_precision", "peak_memory_mb"]]), "",
+              "![latency vs batch size](latency_vs_batch.png)", "",
+              "![throughput vs batch size](throughput_vs_batch.png)", ""]
+    checks = infer.drop_duplicates(["model", "dataset", "engine", "precision"])
+    lines += ["## Checks", "", "What each engine and precision was checked on before it was timed.", "",
+              frame_table(checks[["model", "dataset", "engine", "precision", "verified", "check"]]), ""]
     converted = infer.dropna(subset=["conversion_s"]) if "conversion_s" in infer else infer.iloc[:0]
     if len(converted):
-        conv = (converted.groupby(["model", "dataset", "precision", "input_shape", "engine"], as_index=False)
-                ["conversion_s"].first())
+        conv = (converted.groupby(["model", "dataset", "input_shape", "engine", "artifact_format"], as_index=False,
+                                  dropna=False)["conversion_s"].first())
         lines += ["## Export and conversion time", "",
-                  "Seconds to export the Keras model (SavedModel) or convert it with tf2onnx (ONNX), once per "
-                  "model and engine, outside every timed loop.", "", frame_table(conv), ""]
-    _plot_lines(infer, "latency_ms_p50", "latency p50 (ms)", out / "latency_vs_batch.png", logy=True)
-    _plot_lines(infer, "images_per_sec", "images/sec", out / "throughput_vs_batch.png", logy=True)
+                  "Seconds to make each file with export's converters (SavedModel, tf2onnx, OpenVINO IR, the TFLite "
+                  "converter, int8 calibration), once per model and format, outside every timed loop.", "",
+                  frame_table(conv), ""]
+    plots.lines(infer, "latency_ms_p50", "latency p50 (ms)", out / "latency_vs_batch.png", logy=True)
+    plots.lines(infer, "images_per_sec", "images/sec", out / "throughput_vs_batch.png", logy=True)
     return lines
+
+
+def _threads(infer: pd.DataFrame) -> list[str]:
+    """One thread against every core, where a model was measured both ways."""
+    if infer.empty or infer["threads"].fillna(0).nunique() < 2:
+        return []
+    keys = ["model", "dataset", "batch_size", "engine", "precision"]
+    wide = infer.pivot_table(index=keys, columns="threads_used", values="latency_ms_p50").reset_index()
+    counts = sorted(c for c in wide.columns if c not in keys)
+    if len(counts) < 2:
+        return []
+    wide = wide.rename(columns={c: f"p50_ms_{int(c)}_threads" for c in counts})
+    wide["speedup_all_vs_1"] = wide[f"p50_ms_{int(counts[0])}_threads"] / wide[f"p50_ms_{int(counts[-1])}_threads"]
+    return ["## Threads", "", "p50 latency with one thread and with every core, per engine and precision.", "",
+            frame_table(wide.dropna()), ""]
 
 
 def _training(train: pd.DataFrame, out: Path) -> list[str]:
@@ -229,24 +260,46 @@ def _training(train: pd.DataFrame, out: Path) -> list[str]:
         lines += ["Real input pipeline against synthetic in-memory batches (target: real >= 90% of synthetic "
                   "for ResNet-18 on CIFAR-10 on CPU, in cpu-full):", "", frame_table(ratios), ""]
     lines += ["![training synthetic vs real](train_synthetic_vs_real.png)", ""]
-    _plot_training(train, out / "train_synthetic_vs_real.png")
+    from bench.harness import plots
+
+    plots.training(train, out / "train_synthetic_vs_real.png")
     return lines
 
 
 def _accuracy(acc: pd.DataFrame, infer: pd.DataFrame, out: Path) -> list[str]:
+    from bench.harness import plots
+
     if acc.empty:
         return []
-    lines = ["## Accuracy", "", frame_table(acc[["model", "dataset", "engine", "top1", "top5", "examples",
-                                                "checkpoint", "images_per_sec"]], floats="{:.4f}"), ""]
-    if _plot_accuracy_vs_latency(acc, infer, out / "accuracy_vs_latency.png"):
-        lines += ["![accuracy vs latency](accuracy_vs_latency.png)", ""]
+    lines = ["## Accuracy: what each precision costs", "",
+             "Top-1 on the test split through each engine in each precision; `cost_points` is the top-1 lost against "
+             "the same model in float32.", "",
+             frame_table(accuracy_costs(acc), floats="{:.4g}"), ""]
+    points = []
+    smallest = int(infer["batch_size"].min()) if len(infer) else 1  # latency: the smallest batch measured
+    for (model, dataset), a in acc.groupby(["model", "dataset"]):
+        lat = infer[(infer["model"] == model) & (infer["dataset"] == dataset) & (infer["batch_size"] == smallest)
+                    & (infer["threads"].fillna(0) == 0)]
+        for row in a.itertuples():
+            hit = lat[(lat["engine"] == row.engine) & (lat["precision"] == row.precision)]
+            if len(hit):
+                points.append({"model": model, "engine": row.engine, "precision": row.precision, "top1": row.top1,
+                               "latency_ms_p50": float(hit["latency_ms_p50"].min())})
+    if plots.accuracy_vs_latency(pd.DataFrame(points), out / "accuracy_vs_latency.png", smallest):
+        front = pd.concat([plots.pareto_front(g) for _, g in pd.DataFrame(points).groupby("model")])
+        lines += [f"The choices a user has, per trained model: test top-1 against batch-{smallest} latency; the Pareto front "
+                  "(no other choice is both faster and more accurate):", "", frame_table(front, floats="{:.4g}"), "",
+                  "![accuracy vs latency](accuracy_vs_latency.png)", ""]
     return lines
 
 
 COLUMNS_NOTE = (
     "Columns and units: latencies in ms per batch (p50/p90/p99 over the timed calls, warm-up excluded); "
-    "`images_per_sec` = batch / mean latency; `peak_fraction` = achieved FLOP/s / the same engine "
-    "family's large-matmul rate; training FLOPs count 3x the forward pass; `peak_memory_mb` is the "
+    "`images_per_sec` = batch / mean latency; `peak_fraction` = achieved operations/s over the roof of the "
+    "same engine, precision and threads (an int8 row against an int8 matmul); training FLOPs count 3x the "
+    "forward pass; `precision` is what the engine computes in, set explicitly (`executed_precision`: what "
+    "OpenVINO reports its convolutions and matrix multiplies ran in); `threads` as asked (0 = every core), "
+    "`threads_used` as run; `peak_memory_mb` is the "
     "peak RSS of the whole benchmark process sampled during the cell (the first cell of an engine and model "
     "also holds its export/conversion). The roof is one measured n x n matmul, not the hardware's "
     "peak, and the profiler's FLOPs include cheap elementwise work (BatchNorm, ReLU, adds), so a "

@@ -14,13 +14,14 @@ from bench.plumbing.files import atomic_write_json
 
 # column -> type; the CSV header is exactly this order.
 COLUMNS: dict[str, type] = {
-    "model": str, "dataset": str, "task": str, "engine": str, "device": str, "precision": str,
-    "xla": bool, "batch_size": int, "pipeline": str, "input_shape": str,
+    "model": str, "architecture": str, "dataset": str, "task": str, "engine": str, "device": str, "precision": str,
+    "xla": bool, "batch_size": int, "pipeline": str, "threads": int, "threads_used": int, "input_shape": str,
     "strategy": str, "replicas": int, "global_batch": int,
     "images_per_sec": float,
     "latency_ms_p50": float, "latency_ms_p90": float, "latency_ms_p99": float,
     "latency_ms_mean": float, "latency_ms_std": float, "latency_ms_min": float,
     "repeats": int, "warmup": int, "conversion_s": float,
+    "verified": str, "check": str, "artifact_format": str, "executed_precision": str,
     "top1": float, "top5": float, "examples": int, "checkpoint": str,
     "params": int, "flops_per_image": float, "achieved_flops_per_sec": float,
     "peak_flops_per_sec": float, "peak_fraction": float,
@@ -30,7 +31,7 @@ COLUMNS: dict[str, type] = {
     "tf_version": str, "keras_version": str, "ort_version": str, "git_commit": str,
 }
 # What identifies a cell: a rerun with --resume skips cells whose key is already on disk.
-KEY = ("model", "dataset", "task", "engine", "device", "precision", "xla", "batch_size", "pipeline")
+KEY = ("model", "dataset", "task", "engine", "device", "precision", "xla", "batch_size", "pipeline", "threads")
 STATUSES = ("ok", "skipped", "failed")
 
 

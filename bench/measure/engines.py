@@ -1,8 +1,18 @@
 """Systems under test for inference: one small class per engine.
 
-Each engine takes a Keras model and a fixed batch shape in `prepare`, and `__call__(batch)` returns
-the model's output as a numpy array, i.e. synchronised: the work is finished when it returns.
+An engine is prepared once per model and batch shape and then called with a batch; `__call__`
+returns the main output as a numpy array, i.e. synchronised: the work is finished when it returns.
 The timer (`timing.time_calls`) knows nothing about engines, and engines know nothing about timing.
+
+Two kinds:
+- TensorFlow engines run the Keras model itself (`keras_predict`, the seed's way and the baseline;
+  `tf_function`; `xla`; a reloaded `savedmodel`). Their precision is the model's Keras dtype policy
+  (float32, mixed_float16, mixed_bfloat16); their thread count is the process's (TensorFlow fixes
+  it when it starts, so the harness runs other counts in a child process).
+- Artifact engines run a file that `export` made, opened by `export.runtimes` exactly as
+  `export predict` opens it: onnxruntime (float32, float16, int8), OpenVINO (float32, bfloat16,
+  int8), LiteRT (float32, int8), onnxruntime's CUDA provider. Their precision picks the file and
+  the runtime's compute setting; their threads are per session.
 """
 from __future__ import annotations
 
@@ -12,6 +22,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from bench.plumbing.precision import KERAS_POLICIES
 
 
 def tf_device_name(device: str) -> str:
@@ -33,20 +45,25 @@ class Engine:
     """Base: `prepare(model, batch_shape)` once per shape, then `engine(batch)` -> numpy."""
 
     name: ClassVar[str] = ""
-    # Which large-matmul rate this engine's peak_fraction is measured against (see roofline.py).
+    precisions: ClassVar[tuple[str, ...]] = KERAS_POLICIES
+    # The roof of this engine's peak_fraction (see roofline.py): a large matmul on the same runtime.
     peak_family: ClassVar[str] = "tf"
+    # Runs a file made by export (the harness makes the artifact) instead of the Keras model.
+    artifact: ClassVar[bool] = False
 
-    def __init__(self, device: str = "cpu", workdir: str | Path | None = None):
-        self.device = device
+    def __init__(self, device: str = "cpu", workdir: str | Path | None = None, precision: str = "float32",
+                 threads: int = 0):
+        self.device, self.precision, self.threads = device, precision, threads
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bench-engine-"))
         self._model = None
-        # Seconds spent exporting/converting the current model (SavedModel, ONNX); None for engines
-        # that run the Keras model as it is.
+        # Seconds spent exporting/converting the current model; None for engines that run it as it is.
         self.conversion_s: float | None = None
+        # What the runtime reports it really computes in (OpenVINO's executed precisions, ...).
+        self.executed: str = ""
 
     @classmethod
-    def availability(cls, device: str, precision: str = "fp32") -> tuple[bool, str]:
-        """(available, reason when not) on this machine for `device` and a model built in `precision`."""
+    def availability(cls, device: str, precision: str = "float32") -> tuple[bool, str]:
+        """(available, reason when not) on this machine for `device` and `precision`."""
         return True, ""
 
     def prepare(self, model, batch_shape: tuple[int, ...]) -> None:
@@ -89,7 +106,9 @@ class TfFunction(Engine):
     def prepare(self, model, batch_shape):
         import tensorflow as tf
 
-        self._model = model
+        if (self._model, getattr(self, "_shape", None)) == (model, tuple(batch_shape)):
+            return  # already traced for this model and shape
+        self._model, self._shape = model, tuple(batch_shape)
         spec = tf.TensorSpec(tuple(batch_shape), tf.float32, name="images")
 
         @tf.function(input_signature=[spec], jit_compile=self.jit_compile, reduce_retracing=False)
@@ -117,85 +136,168 @@ class Xla(TfFunction):
 
 
 class SavedModel(Engine):
-    """The model exported as a SavedModel and reloaded: what a serving system would run."""
+    """The model exported as a SavedModel and reloaded: what a TensorFlow serving system would run."""
 
     name = "savedmodel"
 
     def prepare(self, model, batch_shape):
         import tensorflow as tf
 
+        from export.convert import to_savedmodel
+
         if self._model is not model:  # export once per model; the signature has a dynamic batch dim
             path = self.workdir / f"savedmodel-{id(model):x}"
             started = time.perf_counter()
-            export_savedmodel(model, path)
+            to_savedmodel(model, path)
             self.conversion_s = time.perf_counter() - started
             self._loaded = tf.saved_model.load(str(path))
-            # the export package's endpoint, Keras' default endpoint, or the signature
-            self._fn = (getattr(self._loaded, "serving_default", None) or getattr(self._loaded, "serve", None)
-                        or self._loaded.signatures["serving_default"])
+            self._fn = self._loaded.signatures["serving_default"]
             self._model = model
 
     def __call__(self, batch):
         import tensorflow as tf
 
         with tf.device(tf_device_name(self.device)):
-            return np.asarray(_first_output(self._fn(tf.constant(batch))))
+            return np.asarray(_first_output(self._fn(input=tf.constant(batch))))
 
 
-class OnnxRuntime(Engine):
-    """The model converted to ONNX (tf2onnx) and run by an onnxruntime session."""
+class ArtifactEngine(Engine):
+    """A runtime session on one file of an export artifact; `formats` maps the precision asked for
+    to the artifact format whose file is run."""
 
-    name = "onnxruntime"
-    provider = "CPUExecutionProvider"
-    peak_family = "onnxruntime"
+    artifact = True
+    runtime: ClassVar[str] = ""
+    formats: ClassVar[dict[str, str]] = {}
+    options: ClassVar[dict[str, Any]] = {}
 
     @classmethod
-    def availability(cls, device, precision="fp32"):
-        import onnxruntime as ort
+    def package(cls) -> str:
+        return {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}[cls.runtime]
 
-        if precision == "mixed_bfloat16":
-            # tf2onnx keeps the bfloat16 casts; onnxruntime has no bfloat16 Conv/MatMul kernels.
-            return False, "onnxruntime has no bfloat16 convolution kernels; mixed_bfloat16 runs in TF only"
-        if cls.provider not in ort.get_available_providers():
-            return False, (f"{cls.provider} not in onnxruntime's providers {ort.get_available_providers()} "
-                           f"(install onnxruntime-gpu and a CUDA runtime for it)")
+    @classmethod
+    def availability(cls, device, precision="float32"):
+        import importlib.util
+
+        if importlib.util.find_spec(cls.package()) is None:
+            pip = {"ai_edge_litert": "ai-edge-litert"}.get(cls.package(), cls.package())
+            return False, f"{cls.runtime} is not installed here: pip install {pip}"
         return True, ""
 
-    def prepare(self, model, batch_shape):
-        from export.runtimes import onnxruntime_session
+    @property
+    def format(self) -> str:
+        return self.formats[self.precision]
 
-        if self._model is not model:  # convert once per model; the ONNX graph has a dynamic batch dim
-            path = self.workdir / f"model-{id(model):x}.onnx"
-            started = time.perf_counter()
-            export_onnx(model, path)
-            self.conversion_s = time.perf_counter() - started
-            self._session = onnxruntime_session(path, provider=self.provider)
-            self._input = self._session.get_inputs()[0].name
-            self._outputs = [self._session.get_outputs()[0].name]
-            self._model = model
+    def prepare(self, artifact, batch_shape):
+        """`artifact`: the harness' Artifact (a directory of files export made, with their names), or
+        a keras.Model, whose file this engine runs is then made here by export's converters."""
+        from export import runtimes
+
+        if not hasattr(artifact, "files"):  # a Keras model (whose `.path` is a layer path): convert it once
+            artifact = self._artifact_of(artifact)
+        key = (id(artifact), int(batch_shape[0]))
+        if getattr(self, "_key", None) != key:
+            extra = {"batch": int(batch_shape[0])} if self.runtime == "litert" else {}
+            self.session = runtimes.open_session(artifact.path(self.format), self.runtime, self.precision,
+                                                 self.threads, names=artifact.output_names, **self.options, **extra)
+            self.threads = self.session.threads
+            self.conversion_s = artifact.seconds.get(self.format)
+            executed = getattr(self.session, "executed", {})
+            self.executed = " ".join(f"{k}:{v}" for k, v in sorted(executed.items()))
+            self._key = key
 
     def __call__(self, batch):
-        return self._session.run(self._outputs, {self._input: batch})[0]
+        return self.session.main(batch)
+
+    def _artifact_of(self, model):
+        """The one file this engine runs, made from `model` in the work folder (cached per model)."""
+        if getattr(self, "_made", (None,))[0] is not model:
+            from export.convert import output_kind, output_names
+            from export.formats import FORMATS
+            from export.job import ExportJob, ExportRequest
+            from export.pipeline import convert_all, ordered
+
+            root = self.workdir / f"{self.name}-{id(model):x}"
+            fmt = self.format
+            needed = ordered([fmt] + ([FORMATS[fmt].made_from] if FORMATS[fmt].made_from else []))
+            if FORMATS[fmt].calibrated:
+                raise ValueError(f"{fmt} is calibrated on training images: give the engine an artifact made by "
+                                 f"export (or the harness) with a dataset")
+            kind = output_kind(model)
+            job = ExportJob(request=ExportRequest(checkpoint=model.name, out=root, formats=needed), model=model,
+                            name=model.name, architecture=model.name, was_mixed_precision=False,
+                            shape=tuple(int(d) for d in model.inputs[0].shape[1:]), kind=kind,
+                            num_classes=int(model.outputs[0].shape[-1]), data=None)
+            started = time.perf_counter()
+            root.mkdir(parents=True, exist_ok=True)
+            convert_all(job, root)
+            made = _Made(root, {f: FORMATS[f].file for f in needed}, output_names(model, kind),
+                         {fmt: time.perf_counter() - started})
+            self._made = (model, made)
+        return self._made[1]
+
+
+class _Made:
+    """Files made from a Keras model by an engine itself (the harness passes its own Artifact)."""
+
+    def __init__(self, root: Path, files: dict[str, str], output_names: list[str], seconds: dict[str, float]):
+        self.root, self.files, self.output_names, self.seconds = root, files, output_names, seconds
+
+    def path(self, fmt: str) -> Path:
+        return self.root / self.files[fmt]
+
+
+class OnnxRuntime(ArtifactEngine):
+    """The model converted to ONNX (tf2onnx) and run by an onnxruntime session: float32, the
+    float16 model (onnxconverter-common), the static QDQ int8 model."""
+
+    name = "onnxruntime"
+    runtime = "onnxruntime"
+    precisions = ("float32", "float16", "int8")
+    formats = {"float32": "onnx", "float16": "onnx_fp16", "int8": "onnx_int8"}
+    peak_family = "onnxruntime"
 
 
 class OnnxRuntimeCuda(OnnxRuntime):
     name = "onnxruntime_cuda"
-    provider = "CUDAExecutionProvider"
+    precisions = ("float32", "float16")
     peak_family = "onnxruntime_cuda"
+    options = {"provider": "CUDAExecutionProvider"}
+
+    @classmethod
+    def availability(cls, device, precision="float32"):
+        import onnxruntime as ort
+
+        provider = cls.options["provider"]
+        if provider not in ort.get_available_providers():
+            return False, (f"{provider} not in onnxruntime's providers {ort.get_available_providers()} "
+                           f"(install onnxruntime-gpu and a CUDA runtime for it)")
+        return True, ""
+
+
+class OpenVino(ArtifactEngine):
+    """OpenVINO's CPU plugin on the IR made from the ONNX model: float32, bfloat16 (the same file,
+    INFERENCE_PRECISION_HINT bf16, only where the CPU computes it), int8 (the QDQ model's IR)."""
+
+    name = "openvino"
+    runtime = "openvino"
+    precisions = ("float32", "bfloat16", "int8")
+    formats = {"float32": "openvino", "bfloat16": "openvino", "int8": "openvino_int8"}
+    peak_family = "openvino"
+
+
+class LiteRT(ArtifactEngine):
+    """The TFLite converter's models run by the ai-edge-litert interpreter (XNNPACK): float32 and
+    full-integer int8 with float32 input and output."""
+
+    name = "litert"
+    runtime = "litert"
+    precisions = ("float32", "int8")
+    formats = {"float32": "litert", "int8": "litert_int8"}
+    peak_family = "litert"
 
 
 ENGINES: dict[str, type[Engine]] = {
-    cls.name: cls for cls in (KerasPredict, TfFunction, Xla, SavedModel, OnnxRuntime, OnnxRuntimeCuda)
+    cls.name: cls for cls in (KerasPredict, TfFunction, Xla, SavedModel, OnnxRuntime, OnnxRuntimeCuda, OpenVino,
+                              LiteRT)
 }
-
-
-def export_savedmodel(model, path: Path) -> None:
-    from export.convert import to_savedmodel
-
-    to_savedmodel(model, str(path))
-
-
-def export_onnx(model, path: Path, opset: int = 17) -> None:
-    from export.convert import to_onnx
-
-    to_onnx(model, str(path), opset=opset)
+TF_ENGINES = tuple(name for name, cls in ENGINES.items() if not cls.artifact)

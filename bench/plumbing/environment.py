@@ -17,7 +17,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("tensorflow", "keras", "onnxruntime", "onnxruntime-gpu", "onnx", "tf2onnx", "numpy")
+PACKAGES = ("tensorflow", "keras", "onnxruntime", "onnxruntime-gpu", "onnx", "tf2onnx", "openvino", "ai-edge-litert",
+            "numpy")
 REPO = Path(__file__).resolve().parents[2]
 
 
