@@ -57,10 +57,13 @@ bench: data
 	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)
 
 # Trains the MNIST recipe; rerunning continues an interrupted run or re-evaluates a finished one.
-# RECIPE=NAME picks another recipe (python -m bench train recipes lists them)
+# RECIPE=NAME picks another recipe (python -m bench train recipes lists them). SEEDS=3 runs it once per
+# seed 0, 1, 2 (SEEDS=0,4,7: those seeds; seed 0 in runs/NAME, seed S in runs/NAME/seedS) and writes
+# the spread to results/train/NAME/spread.{json,md} (accuracy.toml bounds: python -m bench train propose-bounds).
 RECIPE ?= mnist_cnn
+SEEDS ?=
 train: data
-	$(PY) -m bench train --recipe $(RECIPE) --out runs/$(RECIPE) --resume --quiet --results results/train/$(RECIPE)
+	$(PY) -m bench train --recipe $(RECIPE) --out runs/$(RECIPE) --resume --quiet --results results/train/$(RECIPE) $(if $(SEEDS),--seeds $(SEEDS))
 
 # Perf gate (bench/gate): BASE=REV measures REV in a temporary git worktree, interleaved with this
 # tree; without BASE the stored results/baselines/perf.json. QUICK=1: the CI version (~1 min).
