@@ -13,9 +13,9 @@ speed and fits the plan to it:
    decay all happen, in fewer steps): a slower machine gets a complete, shorter schedule;
 2. after the first epoch the estimate is made again from the whole epoch; if it differs from the
    plan by more than `revise_above` (5%) the plan is revised (recorded);
-3. after each later epoch, a plan that would overrun the budget at the recent speed is revised
-   down (the machine got busier); TimeBudget stops the run at the budget in any case, and the
-   record then says it stopped early.
+3. during and after each epoch, a plan that would overrun the budget at the epoch's speed is
+   revised down (the machine got busier): the schedule's decay is compressed, not cut off;
+   TimeBudget stops the run at the budget in any case, and the record then says it stopped early.
 
 The record's `plan` says how many epochs were planned (first estimate and final), how many were
 done, and every revision.
@@ -124,6 +124,19 @@ class BudgetPlanner(keras.callbacks.Callback):
                 len(self._marks) >= min(self.probe, self.plan.total_steps, self.plan.steps_per_epoch)
                 or self.clock.elapsed() >= self.plan.budget_s):  # the budget is spent before the probe ends
             self._first_estimate()
+        elif self.plan.first_estimate_steps is not None and len(self._marks) > 4:
+            self._keep_within_budget()
+
+    def _keep_within_budget(self) -> None:
+        """Mid-epoch: a plan that would overrun the budget at this epoch's speed so far is revised
+        down now (the machine got busier), so the schedule still ends instead of being cut off."""
+        rate, step = self._rate(), self._step()
+        if rate is None or step >= self.plan.total_steps:
+            return
+        if (self.plan.total_steps - step) * rate > self.plan.budget_s - self.clock.elapsed():
+            self.plan.seconds_per_step = round(rate, 5)
+            self.plan.set_total(max(self._fit(rate), step), "would overrun the budget at this epoch's speed",
+                                step, self.clock.elapsed())
 
     def _rate(self) -> float | None:
         """Seconds per step over this epoch's steps after its first two (tracing, warm-up)."""
