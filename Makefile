@@ -60,11 +60,15 @@ bench: data
 	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)
 
 # Trains the MNIST recipe; rerunning continues an interrupted run or re-evaluates a finished one.
-# RECIPE=NAME picks another recipe (python -m bench train recipes lists them); RESULTS=DIR also
-# copies the run record there (RESULTS=results/train/$(RECIPE) refreshes the committed one).
+# RECIPE=NAME picks another recipe (python -m bench train recipes lists them). SEEDS=3 runs it once per
+# seed 0, 1, 2 (SEEDS=0,4,7: those seeds; seed 0 in runs/NAME, seed S in runs/NAME/seedS) and writes
+# the spread to runs/NAME/spread.{json,md} (accuracy.toml bounds: python -m bench train propose-bounds).
+# RESULTS=DIR also copies the run record (and spread) there (RESULTS=results/train/$(RECIPE) refreshes the
+# committed one).
 RECIPE ?= mnist_cnn
+SEEDS ?=
 train: data
-	$(PY) -m bench train --recipe $(RECIPE) --out runs/$(RECIPE) --resume --quiet $(if $(RESULTS),--results $(RESULTS))
+	$(PY) -m bench train --recipe $(RECIPE) --out runs/$(RECIPE) --resume --quiet $(if $(RESULTS),--results $(RESULTS)) $(if $(SEEDS),--seeds $(SEEDS))
 
 # Perf gate (bench/gate): BASE=REV measures REV in a temporary git worktree, interleaved with this
 # tree; without BASE the stored results/baselines/perf.json. QUICK=1: the CI version (~1 min).

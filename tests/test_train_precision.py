@@ -14,6 +14,8 @@ from bench.train import get_recipe, train
 from bench.train.augment import build_augmentation
 import zoo
 from bench.train.recipes import Recipe
+from bench.plumbing.environment import has_bf16_hardware
+from bench.train.machine import training_precision
 
 
 @pytest.fixture
@@ -64,7 +66,10 @@ def test_bfloat16_run_exports_a_float32_model_and_restores_the_policy(tmp_path, 
     record = train(recipe, tmp_path / "run", dataset=cifar, seed=0, verbose=0)
     assert keras.config.dtype_policy().name == "float32"
     saved = json.loads((tmp_path / "run" / "recipe.json").read_text())
-    assert saved["precision"] == saved["recipe"]["precision"] == "mixed_bfloat16"
+    # mixed_bfloat16 where the CPU computes bfloat16; elsewhere (emulated: ~9x slower) float32, and why
+    chosen = "mixed_bfloat16" if has_bf16_hardware() else "float32"
+    assert saved["precision"] == saved["recipe"]["precision"] == chosen
+    assert saved["precision_requested"] == "mixed_bfloat16" and chosen in saved["precision_reason"]
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     # the recorded test accuracy is the float32 export's
@@ -73,3 +78,12 @@ def test_bfloat16_run_exports_a_float32_model_and_restores_the_policy(tmp_path, 
     assert np.mean(pred == y) == pytest.approx(record["test_top1"], abs=1e-4)
     # one epoch on 960 images learns something: well above the 10% of chance
     assert record["test_top1"] > 0.15, record["test_top1"]
+
+
+def test_precision_follows_the_cpus_bfloat16_support():
+    assert training_precision("mixed_bfloat16", flags=["avx2", "avx512_bf16"])[0] == "mixed_bfloat16"
+    chosen, why = training_precision("mixed_bfloat16", flags=["avx2", "fma"])
+    assert chosen == "float32" and "no avx512_bf16 or amx_bf16" in why
+    forced, why = training_precision("mixed_bfloat16", explicit=True, flags=["avx2"])
+    assert forced == "mixed_bfloat16" and "forced by --precision" in why
+    assert training_precision("float32", flags=["avx2"])[0] == "float32"

@@ -10,8 +10,11 @@ about a factor of 1.5, and says so.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
+
+# the machine-speed yardstick and the reference class live with the environment (layer 0): training
+# records measure it too
+from bench.plumbing.environment import REFERENCE_RATE, matmul_rate  # noqa: F401
 
 # Typical fraction of the float32 matmul rate an engine reaches on a convolutional network, by
 # precision (int8 and bfloat16 run above 1 where the CPU has VNNI / AVX512-BF16).
@@ -22,22 +25,6 @@ ENGINE_FACTOR = {"keras_predict": 0.8, "tf_function": 1.0, "xla": 1.0, "savedmod
 OVERHEAD_S = {"keras_predict": 0.025}  # model.predict's per-call cost (ms-scale tf.data set-up)
 CONVERT_S = {"onnx": (3.0, 0.08), "onnx_fp16": (1.0, 0.02), "onnx_int8": (5.0, 0.05), "openvino": (1.0, 0.02),
              "openvino_int8": (1.0, 0.02), "litert": (4.0, 0.1), "litert_int8": (6.0, 0.2), "savedmodel": (3.0, 0.05)}
-
-
-def matmul_rate(n: int = 1024) -> float:
-    """This machine's float32 matmul rate through TensorFlow (FLOP/s, best of a few)."""
-    import numpy as np
-    import tensorflow as tf
-
-    a = tf.constant(np.random.default_rng(0).random((n, n), dtype=np.float32))
-    mm = tf.function(lambda x: tf.matmul(x, x))
-    mm(a).numpy()
-    best = float("inf")
-    for _ in range(8):
-        t0 = time.perf_counter()
-        mm(a).numpy()
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
 
 
 def model_costs(matrix, cells) -> dict:
@@ -108,11 +95,6 @@ def estimate_seconds(matrix, cells, rate: float, costs: dict) -> float:
     models = {(c.dataset, c.model) for c in cells}
     total += 15.0 * len(models)  # build, FLOPs count, reference outputs
     return total
-
-
-# The development machines' class: a 2-core CPU with AVX-512 that multiplies 1024x1024 float32
-# matrices at about 450 GFLOP/s; time targets are stated for it.
-REFERENCE_RATE = 450e9
 
 
 def describe(matrix, cells) -> str:

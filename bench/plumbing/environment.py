@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -155,6 +156,47 @@ def row_fields(record: dict) -> dict[str, object]:
         "ort_version": versions.get("onnxruntime") or versions.get("onnxruntime-gpu"),
         "git_commit": ((record.get("git") or {}).get("commit") or "")[:12],
     }
+
+
+# The development machines' class: a 2-core CPU with AVX-512 that multiplies 1024x1024 float32
+# matrices at about 450 GFLOP/s through TensorFlow. Time targets are stated for it and scaled by the
+# measured rate elsewhere (a machine at 150 GFLOP/s gets three times the time).
+REFERENCE_RATE = 450e9
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # the CPU computes bfloat16 itself (not emulated)
+
+
+def matmul_rate(n: int = 1024, seconds: float = 1.0, max_calls: int = 50) -> float:
+    """This machine's float32 matmul rate through TensorFlow (FLOP/s): the best of repeated
+    n x n matmuls within about `seconds` (at least 5 calls). Best, not mean: other work on a shared
+    machine only slows calls down, so the fastest call is the closest to what the CPU can do."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = tf.constant(np.random.default_rng(0).random((n, n), dtype=np.float32))
+    mm = tf.function(lambda x: tf.matmul(x, x))
+    mm(a).numpy()  # trace and warm up
+    best, start, calls = float("inf"), time.perf_counter(), 0
+    while calls < 5 or (time.perf_counter() - start < seconds and calls < max_calls):
+        t0 = time.perf_counter()
+        mm(a).numpy()
+        best = min(best, time.perf_counter() - t0)
+        calls += 1
+    return 2.0 * n**3 / best
+
+
+def machine_speed(n: int = 1024, seconds: float = 1.0) -> dict[str, object]:
+    """What a training record keeps about the machine's speed: the measured matmul rate, the
+    reference class's, their ratio, and the load while it was measured."""
+    rate = matmul_rate(n, seconds)
+    return {"matmul_gflops": round(rate / 1e9, 1), "matmul_n": n,
+            "reference_gflops": round(REFERENCE_RATE / 1e9, 1),
+            "speed_vs_reference": round(rate / REFERENCE_RATE, 4), "load_avg_1m": load_average_1m()}
+
+
+def has_bf16_hardware(flags: list[str] | None = None) -> bool:
+    """The CPU computes bfloat16 (AVX512-BF16 or AMX-BF16); without them TensorFlow emulates it,
+    which on an AVX2-only CPU trains about 9x slower than float32."""
+    return bool(set(BF16_FLAGS) & set(cpu_flags() if flags is None else flags))
 
 
 def training_environment() -> dict[str, object]:

@@ -28,6 +28,11 @@ Keys (ImageDataGenerator's own names first, then the seed's tf.image operations)
 | crop_padding             | pad p pixels (reflect), then crop back (CIFAR)     | RandomCropPerImage     |
 | random_brightness        | max_delta: add uniform [-d, d]                     | RandomBrightness       |
 | random_hue               | max_delta in [0, 0.5]: rotate hue by [-d, d] turns | RandomHue              |
+| alternating_flip         | airbench: a random half flipped, then all flipped  | (the training pipeline |
+|                          | on odd epochs (replaces horizontal_flip)           |  of bench.train.splits)|
+
+`alternating_flip` needs the epoch index, which a layer does not see: `bench.train.splits` builds
+an epoch-indexed pipeline for it, and `build_augmentation` leaves it out.
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ KEYS = (
     "rescale", "rotation_range", "width_shift_range", "height_shift_range", "shear_range",
     "zoom_range", "horizontal_flip", "vertical_flip", "brightness_range", "fill_mode", "cval",
     "random_flip_left_right", "random_flip_up_down", "random_crop", "crop_padding",
-    "random_brightness", "random_hue",
+    "random_brightness", "random_hue", "alternating_flip",
 )
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
@@ -179,6 +184,7 @@ def _build(config: dict[str, Any] | None, seed: int | None, name: str) -> keras.
     """
     config = {k: v for k, v in (config or {}).items() if v not in (None, False, 0, 0.0)}
     _check(config)
+    config.pop("alternating_flip", None)  # done by the epoch-indexed pipeline (bench.train.splits)
     fill = dict(fill_mode=config.get("fill_mode", "nearest"), fill_value=float(config.get("cval", 0.0)))
     config.pop("fill_mode", None)
     config.pop("cval", None)

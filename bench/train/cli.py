@@ -3,15 +3,16 @@
     python -m bench train --model small_cnn --dataset mnist --out runs/mnist_cnn
     python -m bench train --recipe mnist_cnn --resume --results results/train/mnist_cnn  # re-runnable
     python -m bench train --recipe cifar10_resnet18_cpu --epochs 2 --resume --out runs/c10
+    python -m bench train --recipe mnist_airbench94 --seeds 3 --results results/train/mnist_airbench94
     python -m bench train recipes
     python -m bench train augment-preview --dataset cifar10 --augment '{"random_hue": 0.1}' --out aug.png
     python -m bench train finetune-vs-scratch --images-per-class 500
+    python -m bench train propose-bounds results/train/mnist_airbench94/spread.json
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -29,21 +30,25 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="zoo model name (python -m zoo list); with --dataset picks the recipe")
     p.add_argument("--dataset", help="dataset name (mnist, fashion_mnist, cifar10, ...)")
     p.add_argument("--recipe", help="recipe name; overrides the model/dataset default")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=float, help="planned epochs (a fraction: a last partial epoch)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
     p.add_argument("--image-size", type=int, help="resize images to N x N (e.g. 227 for AlexNet)")
     p.add_argument("--resize", choices=("resize", "pad"), help="how --image-size is reached "
                    "(pad: the seed's resize_with_pad)")
-    p.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
+    p.add_argument("--time-budget", type=float, help="training seconds this run may use: its schedule is "
+                   "fitted to the epochs that fit after its first steps (too few for the recipe's min_epochs: refused)")
     p.add_argument("--weights", help="fine-tuning recipes: backbone weights ('imagenet', 'none' for "
                                      "random, or a local .h5/.weights.h5 file)")
     p.add_argument("--out", help="run directory (default runs/RECIPE)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", help="several seeds: a count (3: seeds 0,1,2) or a comma-separated list (0,4,7): one run each (seed 0 in --out, "
+                   "seed S in --out/seedS), then their spread (spread.json, spread.md) in --results (or --out)")
     p.add_argument("--deterministic", action="store_true", help="tf.config.experimental.enable_op_determinism()")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--precision", choices=KERAS_POLICIES, help="default: the recipe's (mostly float32)")
+    p.add_argument("--precision", choices=KERAS_POLICIES, help="default: the recipe's, where the CPU computes it "
+                   "(mixed_bfloat16 only with avx512_bf16 or amx_bf16, else float32)")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar; "
                    "no progress display while the data is fetched")
     p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
@@ -116,12 +121,31 @@ def _train_kept(out: Path) -> str:
     return f"no epoch had finished, so no checkpoint was kept in {out}"
 
 
+def _propose_bounds(argv: list[str]) -> int:
+    from bench.train.seeds import DEFAULT_MARGIN, bounds_toml, load_spread
+
+    p = argparse.ArgumentParser(prog="python -m bench train propose-bounds",
+                                description="accuracy.toml bounds from a multi-seed spread: [min - margin, "
+                                            "max + margin] of its test top-1 (paste into results/baselines/accuracy.toml)")
+    p.add_argument("spread", help="spread.json (or the folder holding it) written by --seeds")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help=f"fraction (default {DEFAULT_MARGIN} = 0.2 pp)")
+    p.add_argument("--run", help="run directory of the checkpoint to check (default runs/NAME: seed 0)")
+    args = p.parse_args(argv)
+    try:
+        print(bounds_toml(load_spread(args.spread), args.margin, args.run), end="")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+SUBCOMMANDS = {"augment-preview": _preview, "finetune-vs-scratch": _compare, "propose-bounds": _propose_bounds}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["augment-preview"]:
-        return _preview(argv[1:])
-    if argv[:1] == ["finetune-vs-scratch"]:
-        return _compare(argv[1:])
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     if argv[:1] == ["recipes"]:
         from bench.train.recipes import get_recipe, recipe_names
 
@@ -132,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     p = _train_parser()
     args = p.parse_args(argv)
     progress.set_quiet(args.quiet)
+    from bench.train.seeds import parse_seeds
+    seeds = None
+    if args.seeds is not None:  # checked before TensorFlow loads
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as exc:
+            p.error(str(exc))
     from bench.distribute.strategy import make_strategy
     from bench.train.recipes import default_recipe, get_recipe
     try:  # first: logical devices and the cluster are fixed when TensorFlow starts
@@ -168,13 +199,29 @@ def main(argv: list[str] | None = None) -> int:
         recipe = recipe.replace(finetune={**recipe.finetune, "weights": weights})
 
     from bench.data import DataError
-    from bench.train.fit import CheckpointMismatch, TrainingDiverged, train
+    from bench.train.budget import BudgetTooSmall
+    from bench.train.fit import CheckpointMismatch, InputTooSmall, TrainingDiverged, train
+    from bench.train.seeds import copy_record, train_seeds
     out = Path(args.out or f"runs/{recipe.name}")
+
+    def train_one(seed: int, run_dir: Path) -> dict:
+        return train(recipe, run_dir, seed=seed, deterministic=args.deterministic, resume=args.resume,
+                     precision=args.precision, verbose=2 if args.quiet else None,
+                     strategy=strategy, lr_scaling=args.lr_scaling)
+
     try:
+        if seeds is not None:
+            spread = train_seeds(train_one, seeds, out, args.results)
+            folder = Path(args.results) if args.results else out
+            print((folder / "spread.md").read_text())
+            print(f"spread of {spread['n']} seeds: {folder / 'spread.json'}; accuracy bounds from it: "
+                  f"python -m bench train propose-bounds {folder / 'spread.json'}")
+            return 0
         with interrupt_note(lambda: _train_kept(out)):
-            train(recipe, out, seed=args.seed, deterministic=args.deterministic, resume=args.resume,
-                  precision=args.precision, verbose=2 if args.quiet else None,
-                  strategy=strategy, lr_scaling=args.lr_scaling)
+            train_one(args.seed, out)
+    except (InputTooSmall, BudgetTooSmall) as exc:  # refused before training: say what to change
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (TrainingDiverged, CheckpointMismatch, DataError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -183,11 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
     if args.results:
-        results = Path(args.results)
-        results.mkdir(parents=True, exist_ok=True)
-        for name in ("recipe.json", "history.csv", "curves.png"):
-            shutil.copy2(out / name, results / name)
-        print(f"copied the run record to {results}")
+        copy_record(out, Path(args.results))
+        print(f"copied the run record to {args.results}")
     return 0
 
 

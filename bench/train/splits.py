@@ -8,17 +8,24 @@ fixed seed, so every run of a recipe validates on the same images.
 Batches come from `bench.data.pipeline.from_arrays` (uint8 in memory; scaling to [0, 1],
 resize/pad and channel conversion on the fly per batch), with the recipe's augmentation as its
 `augment` hook (training only); labels become one-hot here, for label smoothing.
+
+A recipe with `alternating_flip` (airbench) trains on an epoch-indexed pipeline instead: one
+`tf.data` stream of epoch after epoch (`Splits.train_from(first_epoch)`, trained with
+`steps_per_epoch`, so Keras keeps one iterator), in which each batch knows its epoch: a fixed random
+half of the images is flipped on even epochs and the other half on odd ones, so every image is seen
+both ways in every two epochs. Shuffling is stateless per (seed, epoch), so a resumed run sees the
+epochs it would have seen.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from bench.data.pipeline import from_arrays
+from bench.data.pipeline import from_arrays, preprocess
 from bench.train.recipes import Recipe
 
 SPLIT_SEED = 0  # the validation hold-out is the same for every run seed
@@ -33,10 +40,51 @@ class Splits:
     class_names: list[str]
     input_shape: tuple[int, int, int]
     steps_per_epoch: int
+    # epoch-indexed training stream (alternating flip): first epoch -> endless dataset; when set,
+    # `train` is its stream from epoch 0
+    train_from: Callable[[int], tf.data.Dataset] | None = None
+    # the first N training images, float32 [0, 1] at the input size, unaugmented (data-dependent init)
+    init_images: Callable[[int], np.ndarray] | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def epoch_indexed(self) -> bool:
+        return self.train_from is not None
+
+
+def alternating_flip_pipeline(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, augment,
+                              targets) -> Callable[[int], tf.data.Dataset]:
+    """airbench's training stream: epochs of n // batch steps (the last partial batch dropped), each
+    a stateless shuffle of (seed, epoch); the recipe's other augmentation per batch, then the
+    alternating flip. Returns first_epoch -> an endless dataset starting at that epoch."""
+    n, bs = len(x), recipe.batch_size
+    steps = n // bs
+    images, labels = tf.convert_to_tensor(x), tf.cast(tf.convert_to_tensor(y), tf.int64)
+    preflip = tf.random.stateless_uniform([n], [seed, 7]) < 0.5   # the half flipped on even epochs
+
+    def load(epoch, idx):
+        batch = preprocess(tf.gather(images, idx), recipe.image_size, recipe.resize_method, recipe.channels)
+        if augment is not None:
+            batch = augment(batch)
+        flip = tf.math.logical_xor(tf.gather(preflip, idx), tf.equal(epoch % 2, 1))
+        batch = tf.where(flip[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
+        return batch, tf.gather(labels, idx)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), 1000 + epoch]))
+        idx = tf.reshape(order[: steps * bs], [steps, bs])
+        return tf.data.Dataset.from_tensor_slices(idx).map(
+            lambda b: load(epoch, b), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def train_from(first_epoch: int) -> tf.data.Dataset:
+        ds = tf.data.Dataset.range(int(first_epoch), 1_000_000).flat_map(epoch_batches)
+        return ds.map(targets, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+    return train_from
 
 
 def _select(x: np.ndarray, y: np.ndarray, recipe: Recipe, train: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -135,10 +183,22 @@ def make_splits(dataset: Any, recipe: Recipe, seed: int, augmentation: keras.Seq
                          drop_remainder=training)
         return ds.map(targets, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    train = pipeline(x_train[train_idx], y_train[train_idx], training=True)
+    x_fit, y_fit = x_train[train_idx], y_train[train_idx]
+    train_from = None
+    if recipe.augment.get("alternating_flip"):
+        train_from = alternating_flip_pipeline(x_fit, y_fit, recipe, seed, augment, targets)
+        train = train_from(0)
+    else:
+        train = pipeline(x_fit, y_fit, training=True)
     val = pipeline(x_train[val_idx], y_train[val_idx], training=False) if n_val else None
     test = pipeline(x_test, y_test, training=False)
+
+    def init_images(count: int) -> np.ndarray:
+        batch = preprocess(x_fit[:count], recipe.image_size, recipe.resize_method, recipe.channels)
+        return np.asarray(batch)
+
     return Splits(train=train, val=val, test=test,
                   sizes={"train": len(train_idx), "val": n_val, "test": len(x_test)},
                   class_names=class_names, input_shape=input_shape,
-                  steps_per_epoch=len(train_idx) // recipe.batch_size)
+                  steps_per_epoch=len(train_idx) // recipe.batch_size, train_from=train_from,
+                  init_images=init_images)
