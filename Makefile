@@ -22,11 +22,11 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup setup-test data test bench train artifacts perf-check accuracy-check distribute-scaling preview clean help
+.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts perf-check accuracy-check distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
-	@echo "make test    - set up, fetch data, run the test suite"
+	@echo "make test    - set up, fetch data, run the test suite (make test-all: with the long real runs)"
 	@echo "make setup | data | preview | train | artifacts | perf-check | accuracy-check | clean"
 
 setup: $(STAMP)
@@ -53,8 +53,14 @@ preview: data
 	$(PY) -m bench data preview fashion_mnist --out out/preview/fashion_mnist.png
 	$(PY) -m bench data preview cifar10 --out out/preview/cifar10.png
 
+# Two pytest workers, one test file each at a time (module fixtures are built once); the long real
+# runs (@pytest.mark.slow: every zoo export, multi-worker jobs, bfloat16 training) only in test-all.
+PYTEST_WORKERS ?= 2
 test: data setup-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
+
+test-all: data setup-test
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: data
 	$(PY) -m bench run --profile $(PROFILE) --out $(OUT) $(if $(RESUME),--resume,--fresh)

@@ -82,6 +82,7 @@ def convert_all(job: ExportJob, tmp: Path, keep_going: bool = False, done: Calla
                 if done is not None:
                     done(seconds, calibration, failed)
             bar.advance()
+        bar.update(description=f"converted to {', '.join(n for n in names if n in seconds)}")
     return seconds, calibration, failed
 
 

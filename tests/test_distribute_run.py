@@ -3,6 +3,8 @@ row; the other worker joins only the chief's pending training cells (their steps
 and leaves no scratch folder behind; on --resume both skip what the chief already has."""
 from __future__ import annotations
 
+import pytest
+
 import glob
 import os
 import sys
@@ -22,6 +24,7 @@ def worker1_scratch() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "imgcls-worker1-*")))
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_two_workers_write_one_results_file_and_resume_together(tmp_path):
     out = tmp_path / "res"
     before = worker1_scratch()

@@ -17,6 +17,7 @@ def test_efficiency_is_throughput_over_n_times_one_replica():
         efficiency(1000.0, 0.0, 2)
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_logical_device_scaling_is_measured_and_written(tmp_path):
     out = tmp_path / "distribute"
     assert main(["--out", str(out), "--setups", "logical_devices", "--model", "tiny_mlp", "--per-replica-batch", "16",

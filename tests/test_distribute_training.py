@@ -73,6 +73,7 @@ def test_two_local_workers_stay_in_sync_and_match_one_device(single, tmp_path):
     assert not (tmp_path / "backup").exists()  # the chief removes its backup after a finished run
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_killed_chief_stops_the_job_and_the_restart_resumes_from_its_backup(single, tmp_path):
     command = [*WORKER, *RUN, "--strategy", "multiworker", "--out", str(tmp_path)]
     # The chief dies (SIGKILL) two steps into epoch 2, after writing the epoch-2 backup.
@@ -100,6 +101,7 @@ def test_killed_chief_stops_the_job_and_the_restart_resumes_from_its_backup(sing
     assert_close(weights(tmp_path / "worker-1.weights.npz"), single[1])
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_frozen_worker_is_detected_by_heartbeat_not_waited_for_forever(tmp_path):
     # SIGSTOP: the process hangs with its sockets open, like an unreachable host. The survivor must
     # not wait for the 600 s collective timeout: the coordination service's heartbeats catch it.
@@ -133,6 +135,7 @@ def consecutive_free_ports(count: int) -> int:
     raise RuntimeError("no consecutive free ports found on 127.0.0.1")
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_slurm_job_step_on_localhost_trains_like_one_device(single, tmp_path):
     # What srun gives each task of a 2-task step on one node; no TF_CONFIG at all.
     base = consecutive_free_ports(2)

@@ -27,9 +27,11 @@ SAVEDMODEL_TOO = {"alexnet", "vgg11", "googlenet", "inception_v2", "resnet18",
                   "efficientnet_lite0_transfer"}
 
 
-# Deeper repeats of blocks another name already covers (resnet18/50, vgg11): marked slow so a
-# quick run (-m "not slow") can skip them; the full suite exports every name.
-DEEPER_REPEATS = {"resnet34", "resnet101", "resnet152", "vgg13", "vgg16", "vgg19"}
+# Deeper repeats of blocks another name already covers (resnet18/50, vgg11, googlenet's inception
+# blocks, the plain backbones of the transfer models): marked slow so `make test` (-m "not slow")
+# skips them; `make test-all` exports every name.
+DEEPER_REPEATS = {"resnet34", "resnet101", "resnet152", "vgg13", "vgg16", "vgg19", "vgg", "inception_v2",
+                  "inception_v3", "resnet50_transfer", "efficientnet_lite0_transfer"}
 
 
 def smallest_shape(name: str) -> tuple[int, int, int]:

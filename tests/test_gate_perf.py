@@ -144,6 +144,7 @@ def test_report_only_never_fails_the_caller(capsys):
 BEFORE_RESTRUCTURING = "b3fcdb6"
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_the_candidate_suite_measures_a_base_from_before_the_restructuring(tmp_path):
     import subprocess
 

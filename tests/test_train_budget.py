@@ -125,6 +125,7 @@ def test_seed_list_parses():
     assert parse_seeds("3") == [0, 1, 2]  # a count: make train SEEDS=3
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_seeds_run_once_each_and_write_mean_min_max(tmp_path, capsys):
     out, results = tmp_path / "run", tmp_path / "results"
     code = main(["--recipe", "mnist_tiny", "--epochs", "1", "--limit-train", "400", "--batch-size", "50",

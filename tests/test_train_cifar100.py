@@ -28,6 +28,7 @@ def tiny_cifar100(cifar10, isolated_cache, monkeypatch):
     return load_dataset("cifar100")
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_cifar100_resnet18_recipe_trains_on_an_official_layout_archive(tiny_cifar100, tmp_path):
     recipe = get_recipe("cifar100_resnet18").replace(epochs=2, batch_size=8, warmup_epochs=1)
     record = train(recipe, tmp_path / "run", dataset=tiny_cifar100, seed=0, verbose=0)
@@ -39,6 +40,7 @@ def test_cifar100_resnet18_recipe_trains_on_an_official_layout_archive(tiny_cifa
     assert saved["recipe"]["name"] == "cifar100_resnet18" and saved["epochs_done"] == 2
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_googlenet_with_auxiliary_heads_saves_its_main_output(tiny_cifar100, tmp_path):
     recipe = get_recipe("cifar10_googlenet").replace(epochs=2, batch_size=8, warmup_epochs=1)
     record = train(recipe, tmp_path / "run", dataset=tiny_cifar100, seed=0, verbose=0)

@@ -58,6 +58,7 @@ def test_bad_precision_is_named():
         Recipe(name="x", model="small_cnn", dataset="mnist", epochs=1, batch_size=8, precision="fp8")
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_bfloat16_run_exports_a_float32_model_and_restores_the_policy(tmp_path, float32_policy):
     recipe = get_recipe("cifar10_airbench_cpu").replace(
         epochs=1, batch_size=64, limit_train=1_024, val_fraction=0.0625, time_budget_s=None)

@@ -154,6 +154,7 @@ def test_checkpoint_of_another_model_is_refused(mnist, tmp_path):
         load_checkpoint(tmp_path / "junk.keras", other)
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_same_seed_same_run_through_the_cli(tmp_path):
     # a subprocess: op determinism, once enabled, stays on for the whole process
     script = (
@@ -210,6 +211,7 @@ def test_image_folders_of_mixed_sizes_train_like_the_seeds_hotdog(catdog_folders
         train(recipe.replace(val_fraction=0.1), tmp_path / "run2", verbose=0)
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_seeds_hotdog_resnet50_recipe_runs_on_image_folders(catdog_folders, tmp_path):
     # the seed's recipe (ResNet50 + Flatten + Dense(2), adam, batch 32) end to end; here without
     # ImageNet weights (Keras downloads them; no internet) and at 32x32 to stay small

@@ -4,10 +4,13 @@ The numerical proof that mirrored training equals single-device training is in
 tests/test_distribute_training.py; this checks the training command itself uses the strategy: the
 global batch is the recipe's per-replica batch times the replicas, and the run records it.
 """
+
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 import keras
@@ -17,6 +20,7 @@ from bench.train.recipes import get_recipe
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_train_mirrored_two_logical_cpus_records_strategy_and_global_batch(tmp_path, mnist):
     out = tmp_path / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

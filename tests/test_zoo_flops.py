@@ -19,6 +19,7 @@ def test_conv_and_dense_count_a_multiply_add_as_two():
     assert zoo.flops_per_image(model) == 2 * (conv_macs + dense_macs)
 
 
+@pytest.mark.slow  # a long real run: make test-all
 def test_resnet50_at_224_is_about_4_gmacs(record_property):
     flops = zoo.flops_per_image(zoo.build("resnet50", (224, 224, 3), 1000))
     print(f"\nResNet-50 224x224: {flops / 1e9:.3f} GFLOPs")

@@ -74,7 +74,9 @@ class Side:
     seconds: list[float] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # A pytest-xdist worker's variables (when the gate runs inside a test suite) would make
+        # pytest-benchmark in the round's own pytest disable itself.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
         env.pop(SLOWDOWN_ENV, None)
         if self.inject_slowdown:
             env[SLOWDOWN_ENV] = self.inject_slowdown
