@@ -46,7 +46,7 @@ $(STAMP).test: $(STAMP)
 
 data: setup
 	$(PY) -m bench data fetch mnist fashion_mnist cifar10
-	$(PY) -c "from zoo import sample_photos as s, imagenet_classes as c, efficientnet_lite as e; [s.path(n) for n in s.names()]; c.class_names(); e.imagenet_weights_path()"
+	$(PY) -c "from bench.plumbing.console import quiet_tensorflow; quiet_tensorflow(); from zoo import sample_photos as s, imagenet_classes as c, efficientnet_lite as e; [s.path(n) for n in s.names()]; c.class_names(); e.imagenet_weights_path()"
 
 preview: data
 	$(PY) -m bench data preview mnist --out out/preview/mnist.png

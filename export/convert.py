@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -283,7 +284,11 @@ def to_litert(model: keras.Model, path: str | os.PathLike, kind: str | None = No
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
-        blob = converter.convert()
+        # the same trackable_obj warning again, and the quantizer's note on float32 input statistics
+        # (the model's input and output stay float32 on purpose)
+        with _absl_quiet(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            blob = converter.convert()
     except Exception as exc:
         what = "full-integer int8" if calibration is not None else "float32"
         raise ConversionError(f"the TFLite converter could not make a {what} model: {_converter_error(exc)}") from exc
