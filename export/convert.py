@@ -320,15 +320,22 @@ class _absl_quiet:
     """absl warnings off inside the block (TensorFlow logs through absl)."""
 
     def __enter__(self):
+        import logging
+
         from absl import logging as absl_logging
 
-        self._level = absl_logging.get_verbosity()
+        # absl's own verbosity, and the standard logger it writes through before absl is initialised
+        self._level, self._std = absl_logging.get_verbosity(), logging.getLogger("absl").level
         absl_logging.set_verbosity(absl_logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
 
     def __exit__(self, *exc):
+        import logging
+
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(self._level)
+        logging.getLogger("absl").setLevel(self._std)
         return False
 
 

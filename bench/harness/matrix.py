@@ -1,4 +1,4 @@
-"""Benchmark matrices: named profiles (bench/profiles/NAME.toml) or a user's TOML file, command-line
+"""Benchmark matrices: named profiles (bench/harness/profiles/NAME.toml) or a user's TOML file, command-line
 overrides, validation of every name before anything runs, and expansion into cells."""
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--profile", help=f"named profile: {', '.join(mx.profile_names())} (default quick)")
-    src.add_argument("--matrix", type=Path, help="a TOML matrix file (same keys as bench/profiles/*.toml)")
+    src.add_argument("--matrix", type=Path, help="a TOML matrix file (same keys as bench/harness/profiles/*.toml)")
     p.add_argument("--models", type=_csv(), help="comma-separated: zoo names, package.module:function (e.g. "
                    "keras.applications:ResNet50), trained .keras files, or exported artifact directories")
     p.add_argument("--datasets", type=_csv(), help="dataset names or image-folder paths")
