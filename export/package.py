@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from bench.plumbing.files import atomic_write_json, sha256_file
+from bench.plumbing.files import atomic_write_json, check_output_dir, sha256_file
 
 MANIFEST = "manifest.json"
 REPORT = "report.txt"
@@ -32,6 +32,8 @@ def check_destination(out: str | os.PathLike, overwrite: bool) -> Path:
         )
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
+    # the artifact is written beside `out` and renamed into place: its parent must take new entries
+    check_output_dir(out.parent if out.exists() else out)
     return out
 
 
