@@ -37,3 +37,32 @@ def _build_untrained(name: str, input_shape: tuple[int, int, int] | None, num_cl
         return zoo.build(name, input_shape=tuple(input_shape), num_classes=num_classes, **options)
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
+
+
+def check_finite(model, source: str | os.PathLike) -> None:
+    """Refuses a model with a NaN or infinite weight (a diverged training run, a damaged file),
+    naming the layer and weight: no export of it can be verified, since a graph that fuses or folds
+    the weight can hide the NaN that the eager model and other runtimes produce."""
+    import numpy as np
+
+    bad = []
+    seen = set()
+    for weight in model.weights:
+        path = getattr(weight, "path", None) or weight.name
+        if path in seen:
+            continue
+        seen.add(path)
+        value = np.asarray(weight)
+        if not np.issubdtype(value.dtype, np.floating):
+            continue
+        nan, inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+        if nan or inf:
+            layer, _, name = path.rpartition("/")
+            bad.append((layer or "?", name, nan, inf, value.size))
+    if bad:
+        layer, name, nan, inf, size = bad[0]
+        more = f" (and {len(bad) - 1} more weight(s))" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{source} has non-finite weights: layer {layer!r} weight {name!r} has {nan} NaN and {inf} inf "
+            f"of {size} values{more}; nothing was exported: export a checkpoint from before training "
+            f"diverged, or retrain (e.g. a lower learning rate)")

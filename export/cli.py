@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from bench.plumbing import progress
 from bench.plumbing.console import interrupt_note
+from bench.plumbing.files import OutputPathError
 from export.formats import FORMATS
 from export.job import ExportRequest
 from export.package import OutputExistsError, atomic_directory, check_destination
@@ -66,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         from export.job import prepare
 
         job = prepare(request)
-    except (ValueError, OutputExistsError, FileNotFoundError) as exc:
+    except (ValueError, OutputExistsError, OutputPathError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from export import pipeline
 
     try:
-        with interrupt_note(f"nothing was written to {args.out}; the partial export is in {args.out}.failed"), \
+        with interrupt_note(lambda: f"nothing was written to {args.out}; {_partial(args.out)}"), \
                 atomic_directory(request.out, request.overwrite) as tmp:
             pipeline.run(job, tmp)
     except pipeline.VerificationFailed as exc:
@@ -80,11 +82,17 @@ def main(argv: list[str] | None = None) -> int:
               f"report are in {args.out}.failed", file=sys.stderr)
         return 1
     except Exception as exc:  # conversion errors of any library: report, keep DIR untouched
-        print(f"error: export failed: {exc}\nnothing was written to {args.out}; partial files "
-              f"are in {args.out}.failed", file=sys.stderr)
+        print(f"error: export failed: {exc}\nnothing was written to {args.out}; {_partial(args.out)}",
+              file=sys.stderr)
         return 2 if _is_bad_input(exc) else 1
     print(f"artifact verified and written to {args.out}")
     return 0
+
+
+def _partial(out: str) -> str:
+    """Where the partial files are, said only when they are there."""
+    failed = Path(f"{out}.failed")
+    return f"partial files are in {failed}" if failed.is_dir() else "no partial files were kept"
 
 
 def _is_bad_input(exc: Exception) -> bool:

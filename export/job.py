@@ -126,6 +126,7 @@ def prepare(request: ExportRequest) -> ExportJob:
     options = {"aux_outputs": True} if request.aux_outputs and not path.exists() else {}
     model = checkpoint.load(request.checkpoint, request.input_shape, request.classes,
                             custom_objects=request.custom_objects, **options)
+    checkpoint.check_finite(model, request.checkpoint)
     mixed = is_mixed_precision(model)
     model = inference_outputs(as_float32(model), request.aux_outputs)
     shape = convert.input_shape(model)

@@ -199,9 +199,13 @@ def open_runners(job: ExportJob, tmp: Path, formats: list[str] | None = None
 
 def verify_all(job: ExportJob, runners: dict[str, verify.Runner]) -> Verification:
     """float32 pairs by parity on the test images (when there is a dataset) and on random in-range
-    inputs; reduced pairs by the accuracy rule on the test images, or only reported without them."""
+    inputs; reduced pairs by the accuracy rule on the test images, or only reported without them.
+    The reference is the Keras model as a graph; the eager model is checked against it first (row
+    `keras_eager`), so a graph that hides a NaN fails the parity instead of agreeing with a SavedModel
+    that hides it the same way."""
     request, names = job.request, job.output_names
-    float32 = [key(f, p) for f, p in pairs(request.formats) if p == "float32" and key(f, p) in runners]
+    runners = {verify.EAGER: verify.keras_eager_runner(job.model, names), **runners}
+    float32 = [verify.EAGER] + [key(f, p) for f, p in pairs(request.formats) if p == "float32" and key(f, p) in runners]
     reduced = [key(f, p) for f, p in pairs(request.formats) if p != "float32" and key(f, p) in runners]
     result = Verification()
     real = None
@@ -210,7 +214,7 @@ def verify_all(job: ExportJob, runners: dict[str, verify.Runner]) -> Verificatio
         test_images = job.data.ds.split_sizes["test"]
         total = None if job.data.subset else min(request.parity_images or test_images, test_images)
         batches = job.data.batches("test", request.batch_size, request.parity_images)
-        count = verify.collect(real, progress.iterate(batches, f"parity of {len(runners)} format(s) on test images",
+        count = verify.collect(real, progress.iterate(batches, f"parity of {len(runners) - 1} format(s) on test images",
                                                       total, "images", weight=lambda b: len(b[1])))
         if count == 0:
             raise ValueError(f"the test split of {job.data.ds.name!r} gave no images")

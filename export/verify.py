@@ -1,6 +1,10 @@
 """Validation only (conversion lives in `convert`): reference vs exported outputs, with a verdict.
 
-Each runner maps an NHWC float32 batch to {output name: array}. Two rules:
+Each runner maps an NHWC float32 batch to {output name: array}. The reference is the Keras model
+as a graph (`keras_runner`, a tf.function); the same model called eagerly (`keras_eager_runner`)
+is checked against it like a format (row `keras_eager`), so a path that hides a NaN (a fused or
+folded graph) cannot be the only reference. Any NaN or inf in an output, the reference's included,
+fails the check (`nonfinite`). Two rules:
 
 - parity (float32 formats): `compare` gathers the figures for one output pair and `Check` judges
   them against the float32 tolerance: max abs diff <= 1e-5 on probabilities (1e-4 on logits) and
@@ -45,6 +49,22 @@ def keras_runner(model, names: list[str]) -> Runner:
     return run
 
 
+EAGER = "keras_eager"  # the eager model's row among the float32 checks
+
+
+def keras_eager_runner(model, names: list[str]) -> Runner:
+    """model(x, training=False) called eagerly: no graph rewrite (fusion, constant folding) between
+    the weights and the outputs."""
+    import tensorflow as tf
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        y = model(tf.constant(x), training=False)
+        y = list(y) if isinstance(y, (list, tuple)) else [y]
+        return {name: np.asarray(t) for name, t in zip(names, y)}
+
+    return run
+
+
 def savedmodel_runner(path: str | os.PathLike) -> Runner:
     """Reloads the SavedModel from disk (not the object that wrote it) and calls its signature."""
     import tensorflow as tf
@@ -72,6 +92,12 @@ class Figures:
     max_rel_diff: float
     mean_abs_diff: float
     top1_agreement: float  # fraction of inputs with the same arg-max
+    nonfinite: int = 0             # NaN/inf values in the exported output
+    reference_nonfinite: int = 0   # NaN/inf values in the reference output
+
+    @property
+    def finite(self) -> bool:
+        return self.nonfinite == 0 and self.reference_nonfinite == 0
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, output: str = "output") -> Figures:
@@ -80,15 +106,19 @@ def compare(reference: np.ndarray, candidate: np.ndarray, output: str = "output"
             f"output {output!r}: exported shape {candidate.shape} differs from the reference "
             f"{reference.shape}"
         )
-    ref = reference.astype("float64")
-    diff = np.abs(candidate.astype("float64") - ref)
+    ref, cand = reference.astype("float64"), candidate.astype("float64")
+    ref_ok, cand_ok = np.isfinite(ref), np.isfinite(cand)
+    # differences over the entries finite in both (the figures stay valid JSON); NaN/inf are counted apart
+    diff = np.where(ref_ok & cand_ok, np.abs(np.where(cand_ok, cand, 0.0) - np.where(ref_ok, ref, 0.0)), 0.0)
     return Figures(
         output=output,
         images=int(reference.shape[0]),
         max_abs_diff=float(diff.max(initial=0.0)),
-        max_rel_diff=float((diff / np.maximum(np.abs(ref), REL_FLOOR)).max(initial=0.0)),
+        max_rel_diff=float((diff / np.maximum(np.abs(np.where(ref_ok, ref, 0.0)), REL_FLOOR)).max(initial=0.0)),
         mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
         top1_agreement=float(np.mean(reference.argmax(-1) == candidate.argmax(-1))),
+        nonfinite=int(cand.size - cand_ok.sum()),
+        reference_nonfinite=int(ref.size - ref_ok.sum()),
     )
 
 
@@ -103,9 +133,11 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        return bool(self.figures) and all(
-            f.max_abs_diff <= self.atol and f.top1_agreement == 1.0 for f in self.figures
-        )
+        return bool(self.figures) and all(_passes(f, self.atol) for f in self.figures)
+
+
+def _passes(f: Figures, atol: float) -> bool:
+    return f.finite and f.max_abs_diff <= atol and f.top1_agreement == 1.0
 
 
 class Collector:
@@ -237,20 +269,36 @@ def report(checks: list[Check]) -> str:
     ]
     for check in checks:
         for f in check.figures:
-            ok = f.max_abs_diff <= check.atol and f.top1_agreement == 1.0
+            ok = _passes(f, check.atol)
             lines.append(
                 f"{check.format:<12}{check.inputs:<8}{f.output:<15}{f.images:>7}"
                 f"{f.max_abs_diff:>11.2e}{f.max_rel_diff:>11.2e}{f.mean_abs_diff:>11.2e}"
                 f"{f.top1_agreement:>11.2%} {check.atol:>9.0e}  {'PASS' if ok else 'FAIL'}"
             )
     passed = all(c.passed for c in checks)
+    lines += _nonfinite_lines(checks)
     lines.append(
         "parity: PASS (float32 exports match the Keras model within tolerance, same top-1 "
         "on every input)"
         if passed
-        else "parity: FAIL (see rows marked FAIL: max_abs above atol or top-1 disagreement)"
+        else "parity: FAIL (see rows marked FAIL: max_abs above atol, top-1 disagreement or NaN/inf outputs)"
     )
     return "\n".join(lines)
+
+
+def _nonfinite_lines(checks: list[Check]) -> list[str]:
+    """Which path gave NaN/inf, the reference's own once per input set."""
+    lines, seen = [], set()
+    for check in checks:
+        for f in check.figures:
+            if f.reference_nonfinite and (check.inputs, f.output) not in seen:
+                seen.add((check.inputs, f.output))
+                lines.append(f"non-finite: the Keras model (graph) gave {f.reference_nonfinite} NaN/inf value(s) "
+                             f"in {f.output!r} on the {check.inputs} inputs")
+            if f.nonfinite:
+                lines.append(f"non-finite: {check.format} gave {f.nonfinite} NaN/inf value(s) in {f.output!r} "
+                             f"on the {check.inputs} inputs")
+    return lines
 
 
 def as_dict(checks: list[Check]) -> list[dict]:

@@ -73,10 +73,11 @@ def test_manifest_is_complete_and_hashes_every_file(artifact):
     assert all(manifest["tools"][t] for t in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"))
     assert manifest["created"].endswith("+00:00")
     assert set(manifest["conversion_seconds"]) == {"savedmodel", "onnx", "onnx_fp16", "onnx_int8"}
-    # parity figures: real test images and random inputs, both fp32 formats, all within tolerance
+    # parity figures: real test images and random inputs, both fp32 formats and the eager Keras model
+    # (against the graph reference), all within tolerance
     checks = manifest["parity"]["checks"]
     assert {(c["format"], c["inputs"]) for c in checks} == {
-        (f, i) for f in ("savedmodel", "onnx") for i in ("real", "random")}
+        (f, i) for f in ("keras_eager", "savedmodel", "onnx") for i in ("real", "random")}
     for check in checks:
         assert check["passed"]
         fig = check["outputs"][0]

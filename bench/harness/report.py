@@ -311,14 +311,23 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="imgcls report", description="Re-render report.md and the plots of a "
-                                "results folder written by `imgcls run`.")
-    p.add_argument("dirs", nargs="+", type=Path, help="results folder(s) holding results.csv")
+    from bench.harness import compare
+    from bench.plumbing.files import OutputPathError
+
+    p = argparse.ArgumentParser(prog="imgcls report", description="One results folder written by `imgcls run`: "
+                                "re-render its report.md and plots. Several folders (or --out): merge them by "
+                                "environment id into one comparison of the same cells across machines "
+                                "(comparison.md) and a CSV in timm's benchmark column names (timm_benchmark.csv).")
+    p.add_argument("dirs", nargs="+", type=Path, help="results folder(s) holding results.csv and environment.json")
+    p.add_argument("--out", type=Path, help="where the comparison of several folders goes (default out/machines)")
     args = p.parse_args(argv)
     try:
-        for out in args.dirs:
-            print(f"report: {write(out)}")
-    except FileNotFoundError as exc:
+        if len(args.dirs) == 1 and args.out is None:
+            print(f"report: {write(args.dirs[0])}")
+            return 0
+        md, csv_path = compare.write(args.dirs, args.out or Path("out") / "machines")
+        print(f"comparison: {md}\ntimm columns: {csv_path}")
+    except (FileNotFoundError, compare.CompareError, OutputPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

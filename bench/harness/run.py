@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.harness import matrix as mx
 from bench.harness.results import ResultsFile, now
-from bench.plumbing.files import atomic_write_json
+from bench.plumbing.files import OutputPathError, atomic_write_json, check_output_dir
 
 
 def _csv(kind=str):
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {report.write(out)}")
             return 0
         mx.validate(matrix)
+        check_output_dir(out)  # before the roofs are measured: a bad --out fails in a second, not minutes
         if args.dry_run:
             from bench.harness.estimate import describe
 
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as exc:
                 raise mx.MatrixError(str(exc)) from None
         device = resolve_device(matrix.device)
-    except mx.MatrixError as exc:
+    except (mx.MatrixError, OutputPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from bench.distribute.strategy import chief_only_path

@@ -75,3 +75,36 @@ def atomic_write_json(path: str | os.PathLike, data: Any, **dumps: Any) -> Path:
     dumps.setdefault("indent", 1)
     dumps.setdefault("default", str)
     return atomic_write_text(path, json.dumps(data, **dumps) + "\n")
+
+
+class OutputPathError(ValueError):
+    """An output directory that cannot be written; the message says what to do instead."""
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Checks, before any work, that `path` is a directory this process can write into, or one it
+    can create: an existing file, a path under /proc or under a file, a read-only directory each
+    raise OutputPathError with a one-line message. Writability is probed (a temporary directory is
+    made and removed at once), not guessed from permission bits, which root and ACLs overrule."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a file, not a directory; choose a directory path for {flag} "
+                              "(it is created if missing)")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"{flag} {path} cannot be created: {existing} is a file, not a directory; "
+                              f"choose another {flag}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        if existing == path:
+            raise OutputPathError(f"{flag} {path} is a directory this process cannot write to ({why}); make it "
+                                  f"writable (chmod u+w {path}) or choose another {flag}") from None
+        raise OutputPathError(f"{flag} {path} cannot be created: {existing} does not accept new files ({why}); "
+                              f"choose a {flag} under a directory you can write to") from None
+    return path
