@@ -78,7 +78,7 @@ def test_ctrl_c_during_export_says_where_the_partial_files_are(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert err == f"interrupted: nothing was written to {out}; the partial export is in {out}.failed\n"
+    assert err == f"interrupted: nothing was written to {out}; partial files are in {out}.failed\n"
     assert not out.exists() and (tmp_path / "art.failed").is_dir()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
