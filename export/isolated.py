@@ -59,7 +59,7 @@ def _death(code: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     import zoo
     from export import pipeline
-    from export.convert import input_shape, output_kind
+    from export.convert import input_shape
     from export.job import ExportData, ExportJob, ExportRequest, RecipeInfo
 
     spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                             dataset=spec["dataset"], recipe=RecipeInfo(train_classes=classes),
                             calibration_images=spec["calibration_images"], batch_size=spec["batch_size"],
                             opset=spec["opset"])
-    job = ExportJob(request=request, model=model, name=model.name, architecture=model.name,
-                    was_mixed_precision=False, shape=shape, kind=output_kind(model), num_classes=num_classes,
-                    data=data)
+    job = ExportJob.of_model(request, model, data)
 
     def done(seconds, calibration, failed):
         atomic_write_json(spec["result"], {"seconds": seconds, "calibration": calibration, "failed": failed})

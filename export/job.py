@@ -114,6 +114,16 @@ class ExportJob:
 
         return output_names(self.model, self.kind)
 
+    @classmethod
+    def of_model(cls, request: ExportRequest, model, data: "ExportData | None" = None) -> "ExportJob":
+        """A job for a float32 inference model already in memory (the benchmark's engines and the
+        isolated conversion process), named after the model."""
+        from export.convert import input_shape, output_kind
+
+        return cls(request=request, model=model, name=model.name, architecture=model.name,
+                   was_mixed_precision=False, shape=input_shape(model), kind=output_kind(model),
+                   num_classes=int(model.outputs[0].shape[-1]), data=data)
+
 
 def prepare(request: ExportRequest) -> ExportJob:
     """Loads the model and dataset and converts nothing yet; raises ValueError on bad input."""

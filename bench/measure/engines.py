@@ -211,7 +211,6 @@ class ArtifactEngine(Engine):
     def _artifact_of(self, model):
         """The one file this engine runs, made from `model` in the work folder (cached per model)."""
         if getattr(self, "_made", (None,))[0] is not model:
-            from export.convert import output_kind, output_names
             from export.formats import FORMATS
             from export.job import ExportJob, ExportRequest
             from export.pipeline import convert_all, ordered
@@ -222,15 +221,11 @@ class ArtifactEngine(Engine):
             if FORMATS[fmt].calibrated:
                 raise ValueError(f"{fmt} is calibrated on training images: give the engine an artifact made by "
                                  f"export (or the harness) with a dataset")
-            kind = output_kind(model)
-            job = ExportJob(request=ExportRequest(checkpoint=model.name, out=root, formats=needed), model=model,
-                            name=model.name, architecture=model.name, was_mixed_precision=False,
-                            shape=tuple(int(d) for d in model.inputs[0].shape[1:]), kind=kind,
-                            num_classes=int(model.outputs[0].shape[-1]), data=None)
+            job = ExportJob.of_model(ExportRequest(checkpoint=model.name, out=root, formats=needed), model)
             started = time.perf_counter()
             root.mkdir(parents=True, exist_ok=True)
             convert_all(job, root)
-            made = _Made(root, {f: FORMATS[f].file for f in needed}, output_names(model, kind),
+            made = _Made(root, {f: FORMATS[f].file for f in needed}, job.output_names,
                          {fmt: time.perf_counter() - started})
             self._made = (model, made)
         return self._made[1]
