@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 # the machine-speed yardstick and the reference class live with the environment (layer 0): training
 # records measure it too
 from bench.plumbing.environment import REFERENCE_RATE, matmul_rate  # noqa: F401
@@ -27,8 +29,63 @@ CONVERT_S = {"onnx": (3.0, 0.08), "onnx_fp16": (1.0, 0.02), "onnx_int8": (5.0, 0
              "openvino_int8": (1.0, 0.02), "litert": (4.0, 0.1), "litert_int8": (6.0, 0.2), "savedmodel": (3.0, 0.05)}
 
 
+def activation_bytes(model) -> int:
+    """A lower bound on the float32 activation memory one image needs in any engine: the largest
+    layer output together with its input (taken as twice the largest output), nested models included."""
+    import keras
+
+    largest = 0
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):  # a layer never called symbolically (a nested model's inner layer)
+            continue
+        for out in outputs:
+            dims = [d for d in out.shape[1:] if d is not None]
+            if dims:
+                largest = max(largest, int(np.prod(dims)))
+    return 2 * largest * 4
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux); None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def memory_warnings(cells, costs: dict, available: int | None) -> list[str]:
+    """One line per (model, batch size) whose activations and weights cannot fit in `available`
+    bytes, naming the largest batch size that could."""
+    if not available:
+        return []
+    lines, seen = [], set()
+    for cell in cells:
+        flops, params, act = costs[(cell.dataset, cell.model)]
+        key = (cell.model.name, cell.batch_size)
+        if act is None or key in seen:
+            continue
+        seen.add(key)
+        need = cell.batch_size * act + 4 * (params or 0)
+        if need > available:
+            fits = max(int((available - 4 * (params or 0)) // act), 0)
+            lines.append(f"warning: batch {cell.batch_size} of {cell.model.name} needs at least "
+                         f"{need / 2**30:.1f} GiB for its activations and weights, more than the "
+                         f"{available / 2**30:.1f} GiB available here: it will fail out of memory; use "
+                         f"--batch-sizes of at most {fits}" + (" (not even batch 1 fits)" if fits < 1 else ""))
+    return lines
+
+
 def model_costs(matrix, cells) -> dict:
-    """(dataset, model) -> (FLOPs per image, parameters) of each model the cells use."""
+    """(dataset, model) -> (FLOPs per image, parameters, activation bytes per image) of each model
+    the cells use."""
     import zoo
     from bench.data import load_dataset
 
@@ -39,7 +96,7 @@ def model_costs(matrix, cells) -> dict:
             continue
         if cell.model.source == "artifact" or (cell.model.source == "checkpoint"
                                                 and not Path(cell.model.name).is_file()):
-            out[key] = (None, None)  # unknown (or skipped: a missing checkpoint)
+            out[key] = (None, None, None)  # unknown (or skipped: a missing checkpoint)
             continue
         if cell.model.source == "checkpoint":
             model = zoo.load_model(cell.model.name)
@@ -53,7 +110,7 @@ def model_costs(matrix, cells) -> dict:
             flops = float(zoo.flops_per_image(model))
         except Exception:  # a model the profiler cannot freeze: no estimate for it
             flops = None
-        out[key] = (flops, int(model.count_params()))
+        out[key] = (flops, int(model.count_params()), activation_bytes(model))
     return out
 
 
@@ -62,7 +119,7 @@ def estimate_seconds(matrix, cells, rate: float, costs: dict) -> float:
 
     total, verified, converted = 0.0, set(), set()
     for cell in cells:
-        flops, params = costs[(cell.dataset, cell.model)]
+        flops, params, _ = costs[(cell.dataset, cell.model)]
         if cell.task == "train":
             total += (matrix.train_time_budget_s or 5.0) + 10.0
             continue
@@ -103,9 +160,10 @@ def describe(matrix, cells) -> str:
     rate = matmul_rate()
     costs = model_costs(matrix, cells)
     seconds = estimate_seconds(matrix, cells, rate, costs)
-    missing = {c.model.name for c in cells if costs[(c.dataset, c.model)] == (None, None) and c.model.source == "checkpoint"}
+    missing = {c.model.name for c in cells if costs[(c.dataset, c.model)][1] is None and c.model.source == "checkpoint"}
     note = f"; {len(missing)} missing checkpoint(s) will be skipped rows" if missing else ""
-    return (f"estimated time: about {seconds / 60:.0f} min here (good to about a factor of 1.5), from the models' "
+    warnings = "".join(line + "\n" for line in memory_warnings(cells, costs, available_memory_bytes()))
+    return warnings + (f"estimated time: about {seconds / 60:.0f} min here (good to about a factor of 1.5), from the models' "
             f"FLOPs and this machine's float32 matmul rate of {rate / 1e9:.0f} GFLOP/s; about "
             f"{seconds * rate / REFERENCE_RATE / 60:.0f} min on a 2-core machine of {REFERENCE_RATE / 1e9:.0f} GFLOP/s"
             f"{note}")
