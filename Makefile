@@ -22,7 +22,7 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts perf-check accuracy-check distribute-scaling preview clean help
+.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts perf-check accuracy-check accuracy-gate accuracy-proof distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
@@ -84,6 +84,18 @@ perf-check: setup-test
 
 accuracy-check: setup data
 	$(PY) -m bench accuracy-check
+
+# The accuracy gate CI runs: the CI recipe (mnist_tiny, about 300 steps, no wall-clock budget) trained
+# fresh and checked against its 5-seed bounds; fails when training quality regresses.
+# make accuracy-proof: the same gate on unchanged code and on injected bugs (results/gate/accuracy_proof).
+GATE_RUN ?= out/accuracy-gate/mnist_tiny
+accuracy-gate: setup data
+	rm -rf $(GATE_RUN)
+	$(PY) -m bench train --recipe mnist_tiny --out $(GATE_RUN) --seed 0 --quiet
+	$(PY) -m bench accuracy-check --strict --only mnist_tiny --run mnist_tiny=$(GATE_RUN)
+
+accuracy-proof: setup data
+	$(PY) -m bench accuracy-proof --out $(if $(filter command line environment,$(origin OUT)),$(OUT),out/accuracy_proof)
 
 # Scaling efficiency of tf.distribute on this machine (logical CPU devices, local workers), into
 # out/distribute unless OUT is given.

@@ -22,6 +22,7 @@ COMMANDS = {
                    "tf.distribute: launch local workers, the proof worker, scaling efficiency"),
     "perf-check": ("bench.gate.perf", "performance-regression gate"),
     "accuracy-check": ("bench.gate.accuracy", "accuracy gate on trained checkpoints"),
+    "accuracy-proof": ("bench.gate.accuracy_proof", "the CI accuracy gate on unchanged code and on injected bugs"),
 }
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bench.gate import accuracy
+from bench.gate.accuracy_proof import GATE_MARGIN
 
 
 def write_bounds(path, text):
@@ -115,3 +116,34 @@ def test_unknown_only_name_is_an_error(tmp_path, capsys):
     bounds = write_bounds(tmp_path / "b.toml", "[checkpoints.a]\ntop1 = [0.9, 1.0]\n")
     assert accuracy.main(["--bounds", str(bounds), "--only", "b"]) == 2
     assert "no bounds for b" in capsys.readouterr().err
+
+
+def test_run_override_checks_another_directory(tiny_run, tmp_path, capsys):
+    """CI trains the gate's recipe into a fresh folder and checks it with --run NAME=DIR."""
+    run, _ = tiny_run
+    bounds = write_bounds(tmp_path / "b.toml", f'[checkpoints.gate_tiny]\ntop1 = [0.5, 1.0]\n'
+                                                f'run = "{tmp_path / "not-there"}"\n')
+    assert accuracy.main(["--bounds", str(bounds), "--strict"]) == 1
+    capsys.readouterr()
+    assert accuracy.main(["--bounds", str(bounds), "--strict", "--run", f"gate_tiny={run}"]) == 0
+    assert "| ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("item", "message"), [("gate_tiny", "must be NAME=DIR"),
+                                                ("other=somewhere", "no bounds for 'other'")])
+def test_bad_run_override(tmp_path, capsys, item, message):
+    bounds = write_bounds(tmp_path / "b.toml", "[checkpoints.gate_tiny]\ntop1 = [0.5, 1.0]\n")
+    assert accuracy.main(["--bounds", str(bounds), "--run", item]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_ci_gate_recipe_has_5_seed_bounds():
+    """The bounds CI checks come from the spread of at least 5 seeds that the same recipe wrote."""
+    import json as _json
+
+    from bench.train.seeds import propose_bounds
+
+    spread = _json.loads((accuracy.REPO_ROOT / "results/train/mnist_tiny/spread.json").read_text())
+    assert len(spread["seeds"]) >= 5
+    (gate,) = [b for b in accuracy.load_bounds(accuracy.DEFAULT_BOUNDS) if b.name == "mnist_tiny"]
+    assert (gate.top1_min, gate.top1_max) == propose_bounds(spread, margin=GATE_MARGIN)

@@ -22,7 +22,7 @@ import json
 import math
 import sys
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench.plumbing.tables import render
@@ -93,6 +93,19 @@ def load_bounds(path: Path, root: Path = REPO_ROOT) -> list[Bound]:
     return bounds
 
 
+def override_runs(bounds: list[Bound], runs: list[str]) -> list[Bound]:
+    """Bounds with the run directories of `NAME=DIR` overrides."""
+    by_name = {b.name: b for b in bounds}
+    for item in runs:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise BoundsError(f"--run {item!r} must be NAME=DIR, for example --run mnist_tiny=out/gate/mnist_tiny")
+        if name not in by_name:
+            raise BoundsError(f"--run {item!r}: no bounds for {name!r}; known: {', '.join(by_name)}")
+        by_name[name] = replace(by_name[name], run=Path(folder).resolve())
+    return [by_name[b.name] for b in bounds]
+
+
 def evaluate_top1(run_dir: Path) -> tuple[float, int, float]:
     """(top-1, test examples, recorded top-1) of run_dir/model.keras on its recipe's test split."""
     import zoo
@@ -141,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strict", action="store_true", help="a missing checkpoint fails instead of being skipped")
     p.add_argument("--only", nargs="+", metavar="NAME", help="check only these checkpoints")
     p.add_argument("--out", type=Path, help="also write accuracy.csv and accuracy.md here")
+    p.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
+                   help="check NAME's bounds against the run in DIR instead of its stored run directory "
+                        "(the CI gate trains a fresh run elsewhere)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         bounds = load_bounds(args.bounds)
@@ -154,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{', '.join(b.name for b in bounds)}", file=sys.stderr)
             return 2
         bounds = [b for b in bounds if b.name in args.only]
+    try:
+        bounds = override_runs(bounds, args.run)
+    except BoundsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     checks = []
     for bound in bounds:
         checks.append(check(bound, args.strict))
