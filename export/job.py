@@ -165,7 +165,10 @@ class ExportData:
     subset its training kept (relabelled 0..k-1 in that order)."""
 
     def __init__(self, dataset: str, shape: tuple[int, int, int], num_classes: int, resize_method: str = "resize",
-                 train_classes: tuple[int, ...] | None = None):
+                 train_classes: tuple[int, ...] | None = None, foreign_labels: bool = False):
+        """`foreign_labels`: the model's classes are not the dataset's (an ImageNet model given
+        CIFAR-10 photos for calibration and agreement checks): its images are used, its labels
+        mean nothing (`labels_match` is False) instead of the class counts being refused."""
         from bench.data import load_dataset
         from bench.data.errors import DataError
 
@@ -180,7 +183,10 @@ class ExportData:
         self.subset = list(train_classes) if train_classes else None
         names = list(self.ds.class_names)
         self.class_names = [names[c] for c in self.subset] if self.subset else names
-        if len(self.class_names) != num_classes:
+        self.labels_match = len(self.class_names) == num_classes
+        if not self.labels_match and foreign_labels:
+            self.class_names = [str(i) for i in range(num_classes)]
+        elif not self.labels_match:
             raise ValueError(
                 f"the model has {num_classes} outputs but dataset {self.ds.name!r} has "
                 f"{len(self.class_names)} classes; pass the --dataset the model was trained on")

@@ -177,10 +177,16 @@ class CellRunner:
         group.num_classes = int(group.model.outputs[0].shape[-1])
         group.info = {"architecture": group.model.name, "params": int(group.model.count_params()),
                       "flops_per_image": flops_of(group.model)}
+        # a built model with its own classes (an ImageNet backbone given CIFAR-10 photos): the photos
+        # calibrate and check it, their labels cannot judge it
         group.data = ExportData(cell.dataset, group.input_shape, group.num_classes, recipe.resize_method or "resize",
-                                recipe.train_classes)
+                                recipe.train_classes, foreign_labels=entry.source != "checkpoint")
+        unjudged = "untrained weights"
+        if not group.data.labels_match:
+            group.trained = False
+            unjudged = f"{group.num_classes} classes of its own, not {cell.dataset}'s"
         batches = list(group.data.batches("test", 64, self.matrix.verify_images))
-        group.verifier = Verifier(group.model, batches, output_kind(group.model), group.trained)
+        group.verifier = Verifier(group.model, batches, output_kind(group.model), group.trained, unjudged)
         formats = self.needed_formats.get((cell.dataset, entry), set())
         if formats and with_artifact:
             group.artifact = self._make_artifact(group, sorted(formats), recipe)
@@ -199,7 +205,8 @@ class CellRunner:
         seconds, _, failed = convert_isolated(group.model, formats, root, dataset=group.data.source,
                                               resize_method=group.data.resize_method,
                                               train_classes=tuple(group.data.subset) if group.data.subset else None,
-                                              calibration_images=self.matrix.calibration_images)
+                                              calibration_images=self.matrix.calibration_images,
+                                              foreign_labels=not group.data.labels_match)
         for fmt, why in failed.items():
             print(f"  {fmt}: {why}", file=self.log, flush=True)
         return Artifact(root=root, files={f: FORMATS[f].file for f in formats},

@@ -6,8 +6,9 @@ each engine (at the precision it computes in) is run on the same images:
   the same top-1 on every image;
 - reduced precision (mixed_*, float16, bfloat16, int8) of a trained model: export's accuracy rule
   (the top-1 drop against float32 must not be shown above 1 point with 95% confidence);
-- reduced precision of an untrained model (zoo weights at random: labels mean nothing to it):
-  its top-1 agreement with float32 is recorded, not judged.
+- reduced precision of an untrained model (zoo weights at random: labels mean nothing to it), or of
+  a model whose classes are not the dataset's (an ImageNet model shown CIFAR-10 photos): its top-1
+  agreement with float32 is recorded, not judged.
 A failed check becomes a failed row whose reason is the measured difference, never a number.
 """
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Verdict:
 class Verifier:
     """Reference outputs of `model` on `batches` of real test images (with their labels)."""
 
-    def __init__(self, model, batches: list[tuple[np.ndarray, np.ndarray]], kind: str, trained: bool):
+    def __init__(self, model, batches: list[tuple[np.ndarray, np.ndarray]], kind: str, trained: bool,
+                 unjudged: str = "untrained weights"):
         import tensorflow as tf
 
         from bench.measure.engines import _first_output
@@ -44,7 +46,7 @@ class Verifier:
             return _first_output(model(x, training=False))
 
         self.batches = batches
-        self.kind, self.trained = kind, trained
+        self.kind, self.trained, self.unjudged = kind, trained, unjudged
         self.reference = np.concatenate([np.asarray(call(tf.constant(x))) for x, _ in batches])
         self.labels = np.concatenate([y for _, y in batches])
 
@@ -85,7 +87,7 @@ class Verifier:
         if not self.trained:
             agree = float(np.mean(self.reference.argmax(-1) == candidate.argmax(-1)))
             diff = float(np.abs(candidate.astype("float64") - self.reference).max())
-            return Verdict("ok", "agreement", f"untrained weights, accuracy not judged: top-1 agreement with "
+            return Verdict("ok", "agreement", f"{self.unjudged}, accuracy not judged: top-1 agreement with "
                                               f"float32 {agree:.2%}, max abs diff {diff:.1e} on {n} images")
         j = rules.judge_accuracy(self.reference, candidate, self.labels)
         text = (f"accuracy: top-1 {j.top1:.2%} vs float32 {j.top1_reference:.2%}, drop {j.top1_drop * 100:+.2f} "
