@@ -60,3 +60,29 @@ def test_mnist_record_recipe_ships_its_tta_model_with_the_recorded_accuracy(mnis
     pred = np.argmax(model.predict(x.astype("float32") / 255.0, batch_size=500, verbose=0), -1)
     assert np.mean(pred == y) == pytest.approx(record["test_top1"], abs=2e-4)
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["test_top1"] == record["test_top1"]
+
+
+@keras.saving.register_keras_serializable(package="tests.airbench")
+class _TrainerOnlySGD(keras.optimizers.SGD):
+    """An optimizer only the training process knows (like bench.train.optim.TorchSGD)."""
+
+
+def test_shipped_tta_model_loads_where_the_trainer_code_is_absent(tmp_path):
+    """The shipped file must not carry the trainer's optimizer: a compiled net inside with_tta once
+    made runs/cifar10_airbench94/model.keras unloadable by the benchmark."""
+    import subprocess
+    import sys
+
+    net = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+                            keras.layers.Dense(10)], name="net")
+    net.compile(optimizer=_TrainerOnlySGD(0.1), loss="mse")
+    shipped = with_tta(net, level=2, flip=True, logits=True)
+    shipped.save(tmp_path / "model.keras")
+    x = np.random.default_rng(0).random((4, 8, 8, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", shipped.predict(x, verbose=0))
+    code = ("import numpy as np, zoo, sys; m = zoo.load_model(sys.argv[1] + '/model.keras'); "
+            "x = np.load(sys.argv[1] + '/x.npy'); "
+            "assert np.abs(m.predict(x, verbose=0) - np.load(sys.argv[1] + '/y.npy')).max() < 1e-6")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -148,6 +148,10 @@ def with_tta(net: keras.Model, level: int = 2, flip: bool = True, logits: bool =
     """The model to ship: image -> TTA views -> `net` (one pass over all views) -> weighted mean ->
     softmax. `logits`: `net` outputs logits (airbench averages logits); else its probabilities are
     averaged and no softmax is added. Level 0 with logits only adds the softmax."""
+    # the trained net as an uncompiled graph of the same layers (same weights): a compiled one would
+    # carry its optimizer into the shipped file, which then loads only where the trainer's code does
+    outputs = net.outputs[0] if len(net.outputs) == 1 else net.outputs
+    net = keras.Model(net.inputs[0], outputs, name=net.name)
     views = TTAViews(level, flip, name="tta_views", dtype="float32")
     inputs = keras.Input(net.inputs[0].shape[1:], name="image")
     y = TTAMerge(views.view_weights(), name="tta_merge", dtype="float32")(net(views(inputs)))
