@@ -8,6 +8,7 @@
     python -m bench train augment-preview --dataset cifar10 --augment '{"random_hue": 0.1}' --out aug.png
     python -m bench train finetune-vs-scratch --images-per-class 500
     python -m bench train propose-bounds results/train/mnist_airbench94/spread.json
+    python -m bench train budget-table --budget 900 --results results/train/equal_budget
 """
 from __future__ import annotations
 
@@ -99,11 +100,9 @@ def _compare(argv: list[str]) -> int:
                    help="JSON (and .md) of the comparison (default out/train/finetune_vs_scratch.json; "
                         "results/train/finetune_vs_scratch.json is the committed one)")
     p.add_argument("--images-per-class", type=int, help="default: the recipe's 500")
-    p.add_argument("--image-size", type=int, help="default: the recipe's 224")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    overrides = {"images_per_class": args.images_per_class,
-                 "image_size": (args.image_size, args.image_size) if args.image_size else None}
+    overrides = {"images_per_class": args.images_per_class} if args.images_per_class else {}
     summary = finetune_vs_scratch(args.out, args.results, seed=args.seed, **overrides)
     print(json.dumps({k: summary[k] for k in ("finetune", "scratch", "margin_top1")}, indent=2))
     return 0
@@ -139,7 +138,28 @@ def _propose_bounds(argv: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"augment-preview": _preview, "finetune-vs-scratch": _compare, "propose-bounds": _propose_bounds}
+def _budget_table(argv: list[str]) -> int:
+    from bench.train import budget_table
+
+    p = argparse.ArgumentParser(prog="python -m bench train budget-table", description=budget_table.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", type=float, required=True, help="training seconds per architecture")
+    p.add_argument("--out", type=Path, default=Path("runs/equal_budget"), help="run directories (default %(default)s)")
+    p.add_argument("--results", type=Path, default=Path("out/train/equal_budget"),
+                   help="table, records and curves (default %(default)s; results/train/equal_budget is the committed one)")
+    names = [a for a, _, _ in budget_table.ARCHITECTURES]
+    p.add_argument("--only", nargs="+", choices=names, help="only these architectures")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if not args.budget > 0:
+        p.error(f"--budget must be a positive number of seconds, got {args.budget}")
+    rows = budget_table.budget_table(args.budget, args.out, args.results, args.only, args.seed)
+    print(budget_table.table_md(rows, args.budget))
+    return 0
+
+
+SUBCOMMANDS = {"augment-preview": _preview, "finetune-vs-scratch": _compare, "propose-bounds": _propose_bounds,
+               "budget-table": _budget_table}
 
 
 def main(argv: list[str] | None = None) -> int:

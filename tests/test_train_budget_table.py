@@ -1,0 +1,34 @@
+"""The equal-budget table: every seed architecture gets a valid recipe at its smallest input, and a
+real (very short) run writes the table row, the record and the checkpoint."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import zoo
+from bench.train import budget_table
+
+
+@pytest.mark.parametrize(("arch", "size", "options"), budget_table.ARCHITECTURES)
+def test_every_architecture_builds_at_its_table_input(arch, size, options):
+    recipe = budget_table.budget_recipe(arch, size, options, 600)
+    assert recipe.time_budget_s == 600 and recipe.dataset == "cifar10"
+    assert size == max(32, zoo.spec(arch).min_input_size)   # the smallest input CIFAR-10 can give it
+    model = zoo.build(arch, input_shape=(size, size, 3), num_classes=10, **options)
+    assert model.count_params() > 0
+
+
+def test_a_short_table_run_writes_rows_records_and_checkpoints(tmp_path, cifar10):
+    rows = budget_table.budget_table(8.0, tmp_path / "runs", tmp_path / "results", only=["alexnet"], limit_train=2000)
+    (row,) = rows
+    assert row["architecture"] == "alexnet" and row["input"] == 67
+    assert 0.0 <= row["test_top1"] <= 1.0 and row["epochs_done"] > 0 and row["images_per_s"] > 0
+    assert (tmp_path / "runs/alexnet/model.keras").exists()
+    table = json.loads((tmp_path / "results/equal_budget.json").read_text())
+    assert table["budget_s"] == 8.0 and table["rows"][0]["architecture"] == "alexnet"
+    assert "| alexnet | 67 |" in (tmp_path / "results/equal_budget.md").read_text()
+    assert (tmp_path / "results/alexnet/recipe.json").exists()
+    # an interrupted table resumes: a finished architecture is not trained again
+    again = budget_table.budget_table(8.0, tmp_path / "runs", tmp_path / "results", only=["alexnet"], limit_train=2000)
+    assert again[0]["test_top1"] == row["test_top1"] and again[0]["train_time_s"] == row["train_time_s"]
