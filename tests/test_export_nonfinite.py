@@ -58,9 +58,15 @@ def test_the_eager_model_is_checked_and_nan_outputs_fail_parity(tmp_path):
     checks = {c["format"]: c for c in manifest["parity"]["checks"]}
     eager, saved = checks[verify.EAGER]["outputs"][0], checks["savedmodel"]["outputs"][0]
     # the eager model is judged like a format: its NaN fails the export whatever the graph gives
-    # (here TensorFlow's graph shows the NaN too; the model had it hidden by the graph)
     assert eager["nonfinite"] > 0 and not checks[verify.EAGER]["passed"]
-    assert not checks["savedmodel"]["passed"] and saved["max_abs_diff"] == 0.0  # finite figures, NaN counted
+    assert saved["max_abs_diff"] == 0.0  # the SavedModel computes what the graph reference computes
+    if saved["nonfinite"] == 0:
+        # the case, seen on CPUs whose oneDNN fuses Conv2D+ReLU (an AVX-512 Xeon here): the graph
+        # turns the NaN into 0, so the SavedModel matches its graph reference exactly and passes its own
+        # check; only the eager reference catches it, and the export still fails
+        assert checks["savedmodel"]["passed"]
+    else:  # CPUs whose graph shows the NaN (an AVX2 EPYC): the SavedModel's own check fails too
+        assert not checks["savedmodel"]["passed"]
     report = (tmp / REPORT).read_text()
     assert f"non-finite: {verify.EAGER} gave" in report and "parity: FAIL" in report
 
