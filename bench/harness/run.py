@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -187,6 +189,7 @@ def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool 
     """`chief_out`: on a non-chief worker, the chief's --out; the worker then runs exactly the
     training cells the chief still has to run (their steps are collective) and nothing else."""
     results = ResultsFile(out)
+    previous = _catch_interrupts()
     try:
         return _run(matrix, out, device, argv, fresh, results, strategy, strategy_name, chief_out)
     except KeyboardInterrupt:
@@ -194,6 +197,27 @@ def run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool 
         print(f"\ninterrupted: {kept} rows kept in {results.csv_path}; "
               f"rerun with --resume to finish or --fresh to start again", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+_INTERRUPTED = threading.Event()
+
+
+def _catch_interrupts():
+    """Ctrl-C also sets a flag that the cell loop checks: a KeyboardInterrupt raised while Python runs
+    a finaliser (a `__del__` of TensorFlow's or onnxruntime's objects) is printed and swallowed, and
+    the run would go on to the end. Returns the previous handler (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    _INTERRUPTED.clear()
+
+    def on_sigint(signum, frame):
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, on_sigint)
 
 
 def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool, results: ResultsFile,
@@ -260,6 +284,8 @@ def _measure(matrix: mx.Matrix, pending: list, todo: list, env: dict, results: R
         row = runner.run(cell)
         row.update(common, timestamp=now())
         results.append(row)
+        if _INTERRUPTED.is_set():  # Ctrl-C arrived and was swallowed somewhere inside the cell
+            raise KeyboardInterrupt
         elapsed = time.perf_counter() - started
         eta = elapsed / i * (len(pending) - i)
         detail = (f"p50 {row['latency_ms_p50']:.2f} ms, {row['images_per_sec']:.1f} img/s"
