@@ -17,49 +17,32 @@ from pathlib import Path
 from bench.plumbing.files import atomic_write_json
 
 
-# formats converted in one child process each: the TFLite converter keeps much of what it allocated,
-# and for VGG-16 (138M parameters) it and tf2onnx together outgrew 24 GiB in one process; the ONNX
-# family (and OpenVINO, which is made from the ONNX files) stays together since each builds on onnx
-GROUPS = ({"litert", "litert_int8"},)
-
-
-def groups_of(formats: list[str]) -> list[list[str]]:
-    """`formats` split into the child processes that convert them, in order."""
-    out = [[f for f in formats if f in group] for group in GROUPS]
-    rest = [f for f in formats if not any(f in group for group in GROUPS)]
-    return [g for g in [*out, rest] if g]
-
-
 def convert_isolated(model, formats: list[str], out: Path, *, dataset: str, resize_method: str = "resize",
                      train_classes: tuple[int, ...] | None = None, calibration_images: int = 256,
                      batch_size: int = 32, opset: int = 17, timeout_s: float = 3600.0,
                      foreign_labels: bool = False) -> tuple[dict[str, float], dict[str, dict], dict[str, str]]:
-    """Converts `model` (a float32 keras.Model) to `formats` in `out` in child processes (one per
-    group of formats, `GROUPS`); returns (seconds, calibration, failed) like pipeline.convert_all
-    with keep_going."""
+    """Converts `model` (a float32 keras.Model) to `formats` in `out` in a child process; returns
+    (seconds, calibration, failed) like pipeline.convert_all with keep_going. `foreign_labels`: see
+    export.job.ExportData."""
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / "source.keras"
     model.save(model_path)
-    seconds, calibration, failed = {}, {}, {}
-    for i, group in enumerate(groups_of(formats)):
-        spec = {"model": str(model_path), "formats": group, "out": str(out), "dataset": dataset,
-                "resize_method": resize_method, "train_classes": list(train_classes) if train_classes else None,
-                "calibration_images": calibration_images, "batch_size": batch_size, "opset": opset,
-                "foreign_labels": foreign_labels, "result": str(out / f"conversion-{i}.json")}
-        spec_path = out / f"spec-{i}.json"
-        spec_path.write_text(json.dumps(spec))
-        try:
-            proc = subprocess.run([sys.executable, "-m", "export.isolated", str(spec_path)], timeout=timeout_s)
-            why = _death(proc.returncode)
-        except subprocess.TimeoutExpired:
-            why = f"the conversion process did not finish within {timeout_s:.0f} s"
-        result = json.loads(Path(spec["result"]).read_text()) if Path(spec["result"]).exists() else {}
-        seconds.update(result.get("seconds", {}))
-        calibration.update(result.get("calibration", {}))
-        failed.update(result.get("failed", {}))
-        for fmt in group:
-            if fmt not in seconds and fmt not in failed:
-                failed[fmt] = why or "the conversion process ended before this format"
+    spec = {"model": str(model_path), "formats": formats, "out": str(out), "dataset": dataset,
+            "resize_method": resize_method, "train_classes": list(train_classes) if train_classes else None,
+            "calibration_images": calibration_images, "batch_size": batch_size, "opset": opset,
+            "foreign_labels": foreign_labels, "result": str(out / "conversion.json")}
+    spec_path = out / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "export.isolated", str(spec_path)], timeout=timeout_s)
+        why = _death(proc.returncode)
+    except subprocess.TimeoutExpired:
+        why = f"the conversion process did not finish within {timeout_s:.0f} s"
+    result = json.loads(Path(spec["result"]).read_text()) if Path(spec["result"]).exists() else {}
+    seconds, calibration, failed = result.get("seconds", {}), result.get("calibration", {}), result.get("failed", {})
+    for fmt in formats:
+        if fmt not in seconds and fmt not in failed:
+            failed[fmt] = why or "the conversion process ended before this format"
     model_path.unlink(missing_ok=True)
     return seconds, calibration, failed
 
