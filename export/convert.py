@@ -152,7 +152,7 @@ def from_function(fn, opset: int) -> onnx.ModelProto:
     the defensive way (a failing pass is skipped and the graph stays correct, less optimised)."""
     import tf2onnx
 
-    from export import tf2onnx_ops  # noqa: F401  registers handlers for ops tf2onnx lacks (Erfc)
+    from export import tf2onnx_memory, tf2onnx_ops  # noqa: F401  frees stale weight copies; handlers tf2onnx lacks (Erfc)
 
     saved = os.environ.get(_CATCH_ERRORS)
     try:
