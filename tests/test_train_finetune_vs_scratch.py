@@ -32,3 +32,18 @@ def test_tuned_scratch_baseline_same_budget_one_plot(tmp_path, cifar10):
     assert (tmp_path / "fvs_curves.png").stat().st_size > 10_000
     seconds, val = curve(tmp_path / "runs" / "finetune")
     assert seconds == sorted(seconds) and len(seconds) == len(val) >= 1
+
+
+def test_scratch_baseline_batchnorm_tracks_its_moving_weights():
+    """The random backbone's BatchNorm layers (nested inside the transfer model) average their
+    statistics over ~10 steps, not Keras' ~100: with 0.99 the averages were stale after a short
+    run and every test image got the same prediction."""
+    import keras
+
+    from bench.train.fit import build_for_recipe
+    from bench.train.recipes import get_recipe
+    from zoo.inference import all_layers
+
+    model = build_for_recipe(get_recipe("catdog_efficientnet_lite0_scratch").replace(image_size=(32, 32)), (32, 32, 3), 2)
+    norms = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) > 40 and {layer.momentum for layer in norms} == {0.9}

@@ -39,6 +39,10 @@ def _row(record: dict[str, Any], tag: str | None = None) -> dict[str, Any]:
             "data_sizes": record["data_sizes"], "input_shape": record["input_shape"]}
 
 
+def _top1(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def curve(run_dir: Path) -> tuple[list[float], list[float]]:
     """(cumulative training seconds, validation top-1) per epoch of a run's history.csv."""
     history = read_history(run_dir / "history.csv")
@@ -102,19 +106,27 @@ def finetune_vs_scratch(runs_dir: Path | str, results: Path | str, *, seed: int 
     curves = {"fine-tuned (ImageNet)": runs / "finetune", **{f"scratch {t}": runs / f"scratch_{t}" for t, _ in tried}}
     plot_path = results.with_name(results.stem + "_curves.png")
     plot_curves_together(curves, f"scratch {tag}", plot_path, f"{summary['task']}: {budget:.0f} s of training each")
+    write_markdown(summary, results.with_suffix(".md"), plot_path.name)
+    return summary
+
+
+def write_markdown(summary: dict[str, Any], path: Path, plot_name: str) -> None:
+    """The comparison as a table (from the summary JSON alone, so it can be rewritten from it)."""
+    tag = summary["scratch"]["tuning"]
     lines = ["| run | weights | tuning | input | lr | test top-1 | best val top-1 | training s | epochs |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in [("finetune", summary["finetune"])] + [("scratch", r) for r in summary["scratch_candidates"]]:
         mark = " (chosen on validation)" if name == "scratch" and r["tuning"] == tag else ""
         lines.append(f"| {r['recipe']}{mark} | {r['weights']} | {r['tuning'] or '-'} | {r['input_shape'][0]} | "
-                     f"{r['lr']:g} | {r['test_top1']:.4f} | {r['best_val_top1']} | {r['train_time_s']:.0f} | "
+                     f"{r['lr']:g} | {r['test_top1']:.4f} | {_top1(r['best_val_top1'])} | {r['train_time_s']:.0f} | "
                      f"{r['epochs_done']:g} |")
-    speed = (ft.get("machine_speed") or {}).get("matmul_gflops")
-    results.with_suffix(".md").write_text(
+    speed = (summary.get("machine_speed") or {}).get("matmul_gflops")
+    env = summary["environment"]
+    path.write_text(
         f"# Fine-tuning vs from scratch: {summary['task']}\n\n"
-        f"Every scratch run had the fine-tuning run's training time as its budget ({budget:.1f} s); the "
+        f"Every scratch run had the fine-tuning run's training time as its budget ({summary['budget_s']:.1f} s); the "
         f"baseline is the scratch candidate with the best validation top-1 (scratch {tag}). Curves: "
-        f"`{plot_path.name}`.\n\n" + "\n".join(lines)
-        + f"\n\nTest images: {ft['data_sizes']['test']}; CPU: {ft['environment']['cpu']} x "
-          f"{ft['environment']['cpu_count']}, float32 matmul {speed} GFLOP/s.\n")
-    return summary
+        f"`{plot_name}`.\n\n" + "\n".join(lines)
+        + f"\n\nFine-tuned minus the chosen scratch baseline: {100 * summary['margin_top1']:.2f} points of test top-1."
+        + f"\n\nTest images: {summary['finetune']['data_sizes']['test']}; CPU: {env['cpu']} x "
+          f"{env['cpu_count']}, float32 matmul {speed} GFLOP/s.\n")
