@@ -22,7 +22,7 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts perf-check accuracy-check accuracy-gate accuracy-proof distribute-scaling preview clean help
+.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts perf-check perf-proof accuracy-check accuracy-gate accuracy-proof distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
@@ -71,6 +71,7 @@ bench: data
 # the spread to runs/NAME/spread.{json,md} (accuracy.toml bounds: python -m bench train propose-bounds).
 # RESULTS=DIR also copies the run record (and spread) there (RESULTS=results/train/$(RECIPE) refreshes the
 # committed one).
+comma := ,
 RECIPE ?= mnist_cnn
 SEEDS ?=
 train: data
@@ -81,6 +82,14 @@ train: data
 BASE ?=
 perf-check: setup-test
 	$(PY) -m bench perf-check $(if $(BASE),--base $(BASE)) $(if $(QUICK),--quick) $(if $(REPORT_ONLY),--report-only)
+
+# The quick gate's proof on real code regressions (bench/gate/regressions.py) and identity runs,
+# about 1 min per trial: IDENTITY=40 PER_REGRESSION=3 by default; APPEND=1 adds this machine's or this
+# session's trials to results/gate/code_proof (the false-alarm rate needs 40 runs on 2 machines).
+IDENTITY ?= 40
+PER_REGRESSION ?= 3
+perf-proof: setup-test
+	$(PY) -m bench.gate.code_proof --quick --identity $(IDENTITY) --per-regression $(PER_REGRESSION) $(if $(APPEND),--append) --out results/gate/code_proof
 
 accuracy-check: setup data
 	$(PY) -m bench accuracy-check
@@ -102,12 +111,20 @@ accuracy-proof: setup data
 distribute-scaling: data
 	$(PY) -m bench distribute scaling --out $(if $(filter command line environment,$(origin OUT)),$(OUT),out/distribute) --repeats 5 --intra-op-threads 0 1
 
-# Exports every model that `make train` produced, each verified against its own test split.
+# Exports every model that `make train` produced (RUNS=NAME,NAME: those runs only) in every format
+# and precision, each verified against its own test split (float32 by parity, reduced precisions by
+# their top-1 on the whole test set). RESULTS=1 also copies each manifest and report to
+# results/export/NAME, the committed record of what each precision costs on each checkpoint.
+FORMATS ?= savedmodel,onnx,onnx_fp16,onnx_int8,openvino,openvino_int8,litert,litert_int8
+RUNS ?=
 artifacts: data
 	@ls runs/*/model.keras >/dev/null 2>&1 || { echo "no runs/*/model.keras yet: run make train first"; exit 1; }
-	@for m in runs/*/model.keras; do \
+	@for m in $(if $(RUNS),$(foreach r,$(subst $(comma), ,$(RUNS)),runs/$(r)/model.keras),runs/*/model.keras); do \
 	  run=$$(basename $$(dirname $$m)); \
-	  $(PY) -m export $$m --formats savedmodel,onnx,onnx_fp16,onnx_int8 --out artifacts/$$run --overwrite || exit $$?; \
+	  test -f $$m || { echo "$$m does not exist: train it first (make train RECIPE=$$run)"; exit 1; }; \
+	  $(PY) -m export $$m --formats $(FORMATS) --out artifacts/$$run --overwrite --quiet || exit $$?; \
+	  if [ -n "$(RESULTS)" ]; then mkdir -p results/export/$$run && \
+	    cp artifacts/$$run/manifest.json artifacts/$$run/report.txt results/export/$$run/; fi; \
 	done
 
 clean:

@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITE_DIR = REPO_ROOT / "bench" / "gate" / "perf_suite"
 # Read by perf_suite/perf_systems.py; the gate passes it to the candidate side only.
 SLOWDOWN_ENV = "IMGCLS_PERF_INJECT_SLOWDOWN"
+SEED_ENV = "IMGCLS_PERF_SEED"  # the benchmark inputs' seed (perf_systems.random_images), both sides
 
 
 class GateError(RuntimeError):
@@ -70,6 +71,7 @@ class Side:
     out_dir: Path
     inject_slowdown: str = ""  # IMGCLS_PERF_INJECT_SLOWDOWN for this side only
     cache_dir: Path | None = None  # setup artifacts of this code tree (default out_dir/cache)
+    seed: int = 0  # the benchmark inputs' seed
     jsons: list[Path] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
@@ -80,6 +82,7 @@ class Side:
         env.pop(SLOWDOWN_ENV, None)
         if self.inject_slowdown:
             env[SLOWDOWN_ENV] = self.inject_slowdown
+        env[SEED_ENV] = str(self.seed)
         env["PYTHONPATH"] = os.pathsep.join([str(self.code_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         return env

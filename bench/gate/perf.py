@@ -82,17 +82,19 @@ def _check_code_root(side: Side, run: cmp.SideRun) -> None:
 
 def run_interleaved(base_root: Path, cand_root: Path, work_dir: Path, *, rounds: int, options: SuiteOptions,
                     inject: str = "", threshold: float = cmp.DEFAULT_THRESHOLD, progress=None,
-                    caches: tuple[Path, Path] | None = None) -> GateResult:
-    """`caches`: (base, candidate) setup-artifact directories to reuse, e.g. across proof trials."""
+                    caches: tuple[Path, Path] | None = None, seed: int = 0) -> GateResult:
+    """`caches`: (base, candidate) setup-artifact directories to reuse, e.g. across proof trials.
+    `seed`: of the benchmarks' random inputs (the same on both sides) and of the bootstrap."""
     start = time.perf_counter()
     base_cache, cand_cache = caches or (None, None)
-    base = Side("base", base_root, work_dir / "base", cache_dir=base_cache)
-    cand = Side("candidate", cand_root, work_dir / "candidate", inject_slowdown=inject, cache_dir=cand_cache)
+    base = Side("base", base_root, work_dir / "base", cache_dir=base_cache, seed=seed)
+    cand = Side("candidate", cand_root, work_dir / "candidate", inject_slowdown=inject, cache_dir=cand_cache,
+                seed=seed)
     interleaved_rounds(base, cand, rounds, options, progress)
     base_run, cand_run = cmp.collect_rounds(base.jsons), cmp.collect_rounds(cand.jsons)
     _check_code_root(base, base_run)
     _check_code_root(cand, cand_run)
-    comparisons = cmp.compare(base_run, cand_run, paired=True, default_threshold=threshold)
+    comparisons = cmp.compare(base_run, cand_run, paired=True, default_threshold=threshold, seed=seed)
     return GateResult("interleaved", comparisons, time.perf_counter() - start)
 
 

@@ -280,6 +280,8 @@ class _Run:
     plan: Plan | None = None
     data_init: dict[str, Any] | None = None
     init_s: float = 0.0
+    resumed_speeds: list = field(default_factory=list)  # the machine speed at each resume
+    prior_init_s: float = 0.0  # data-init time of the session that started a resumed run
     callbacks: list = field(default_factory=list)         # phase 2 (fine-tuning)
     phase1_callbacks: list = field(default_factory=list)  # the planned phase: + budget plan, step limit, lookahead
 
@@ -329,6 +331,8 @@ def train(recipe: Recipe, out_dir: Path | str, *, seed: int = 0, deterministic: 
                precision={"requested": requested, "chosen": chosen, "reason": why})
     try:
         run.speed = machine_speed()  # once, before any work of the run's own
+        if resume:
+            _keep_first_machine(run)
         with dtype_policy(recipe.precision):
             set_seeds(seed, deterministic)
             _prepare(run, dataset, resume)
@@ -469,6 +473,21 @@ def _fit_phases(run: _Run, verbose: int | None) -> None:
         fit(start, run.total_epochs, run.callbacks)  # epochs numbered on from phase 1's planned ones
 
 
+def _keep_first_machine(run: _Run) -> None:
+    """A resumed run keeps the machine speed (and data-init time) of the session that started it;
+    the speed at each resume is listed beside it. Resuming a finished run thus leaves its record's
+    numbers as they were, instead of relabelling them with the resuming machine's speed."""
+    path = run.out / "recipe.json"
+    try:
+        prior = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return
+    if prior.get("machine_speed"):
+        run.resumed_speeds = [*prior.get("resumed_machine_speeds", []), run.speed]
+        run.speed = prior["machine_speed"]
+        run.prior_init_s = float(prior.get("data_init_s") or 0.0)  # for the record: the clock has it already
+
+
 def _record(run: _Run) -> dict[str, Any]:
     recipe, splits, state, strategy = run.recipe, run.splits, run.state, run.strategy
     replicas = int(strategy.num_replicas_in_sync)
@@ -482,7 +501,8 @@ def _record(run: _Run) -> dict[str, Any]:
             "machine_speed": run.speed,
             "epochs_done": round(run.clock.batches / splits.steps_per_epoch, 3),
             "epochs_planned": plan["epochs_planned"], "plan": plan,
-            "train_time_s": round(run.clock.total, 2), "data_init_s": round(run.init_s, 2),
+            "train_time_s": round(run.clock.total, 2), "data_init_s": round(run.init_s or run.prior_init_s, 2),
+            **({"resumed_machine_speeds": run.resumed_speeds} if run.resumed_speeds else {}),
             "data_init": run.data_init,
             "images_per_s": round(run.clock.batches * recipe.batch_size / max(run.clock.total, 1e-9), 1),
             "best_epoch": state["best_epoch"], "best_val_top1": state["best"],
