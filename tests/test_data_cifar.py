@@ -125,14 +125,15 @@ def test_cifar10_npm_png_layout(tmp_path, real):
     check_same(cifar.read_cifar10_npm(write_tar(tmp_path / "npm.tgz", members)), real)
 
 
-def cifar100_python(path: Path, x: np.ndarray) -> tuple[Path, np.ndarray, np.ndarray]:
-    """A small `cifar-100-python.tar.gz` (20 train, 4 test images) in the official layout."""
+def cifar100_python(path: Path, x: np.ndarray, n_train: int = 20) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A small `cifar-100-python.tar.gz` in the official layout: the first `n_train` images of `x`
+    are the train split, the rest the test split (with 100 of each, every fine class in both)."""
     fine = np.arange(len(x)) * 7 % 100
     coarse = fine // 5
     members = {"cifar-100-python/meta": pickled({
         b"fine_label_names": [f"fine_{i}".encode() for i in range(100)],
         b"coarse_label_names": [f"coarse_{i}".encode() for i in range(20)]})}
-    for split, sl in (("train", slice(0, 20)), ("test", slice(20, 24))):
+    for split, sl in (("train", slice(0, n_train)), ("test", slice(n_train, len(x)))):
         members[f"cifar-100-python/{split}"] = pickled({
             b"filenames": [b"f.png"] * len(x[sl]), b"batch_label": split.encode(),
             b"fine_labels": fine[sl].tolist(), b"coarse_labels": coarse[sl].tolist(), b"data": planar(x[sl])})
