@@ -9,6 +9,7 @@
     python -m bench train finetune-vs-scratch --images-per-class 500
     python -m bench train propose-bounds results/train/mnist_airbench94/spread.json
     python -m bench train budget-table --budget 900 --results results/train/equal_budget
+    python -m bench train ablations --results results/train/cifar10_airbench94_ablations
 """
 from __future__ import annotations
 
@@ -158,8 +159,26 @@ def _budget_table(argv: list[str]) -> int:
     return 0
 
 
+def _ablations(argv: list[str]) -> int:
+    from bench.train import ablation
+
+    p = argparse.ArgumentParser(prog="python -m bench train ablations", description=ablation.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", type=Path, default=Path(f"results/train/{ablation.BASE}"),
+                   help="the full recipe's records over several seeds (default %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("runs/ablations"), help="run directories (default %(default)s)")
+    p.add_argument("--results", type=Path, default=Path("out/train/ablations"),
+                   help="table and records (default %(default)s; results/train/cifar10_airbench94_ablations is the committed one)")
+    p.add_argument("--only", nargs="+", choices=list(ablation.VARIANTS), help="only these variants")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    table = ablation.ablations(args.base, args.out, args.results, args.only, args.seed)
+    print((args.results / "ablations.md").read_text() if table else "nothing run")
+    return 0
+
+
 SUBCOMMANDS = {"augment-preview": _preview, "finetune-vs-scratch": _compare, "propose-bounds": _propose_bounds,
-               "budget-table": _budget_table}
+               "budget-table": _budget_table, "ablations": _ablations}
 
 
 def main(argv: list[str] | None = None) -> int:
