@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -149,6 +150,22 @@ def test_accuracy_per_engine_and_precision_and_the_report(engines_run):
                  "Roofs of `peak_fraction`", "## Threads", "instruction sets that decide these results"):
         assert text in report, text
     assert (out / "accuracy_vs_latency.png").stat().st_size > 0
+
+
+def test_threads_table_gives_each_engine_its_gain_over_float32_onnxruntime_at_the_same_thread_count():
+    from bench.harness.report import _threads
+
+    df = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "cpu-threads" / "results.csv")
+    infer = df[(df["task"] == "infer") & (df["status"] == "ok")]
+    lines = "\n".join(_threads(infer)).splitlines()
+    assert lines[0] == "## Threads"
+    p50 = infer.set_index(["model", "engine", "precision", "threads_used"])["latency_ms_p50"]
+    model = "catdog_efficientnet_lite0_finetune"
+    gain_1 = p50[(model, "onnxruntime", "float32", 1)] / p50[(model, "openvino", "int8", 1)]
+    row = next(line for line in lines if f"| {model} " in line and "| openvino " in line and "| int8 " in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    header = [c.strip() for c in next(line for line in lines if "vs_onnxruntime_fp32_1_threads" in line).strip("|").split("|")]
+    assert float(cells[header.index("vs_onnxruntime_fp32_1_threads")]) == pytest.approx(gain_1, rel=0.01)
 
 
 def test_a_failed_check_is_a_failed_row_with_the_measured_difference(mnist, tmp_path):
