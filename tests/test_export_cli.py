@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -382,3 +383,35 @@ def test_int8_calibration_reads_training_images_never_test_images(mnist, tmp_pat
     test = x_test.reshape(len(x_test), -1).astype("float32") / 255.0
     # none of the calibration images is a test image
     assert not any(np.any(np.all(np.abs(test - img.reshape(1, -1)) < 1e-6, axis=1)) for img in images[:16])
+
+
+def test_streams_times_each_verified_file_in_every_worker_layout(artifact, tmp_path):
+    """bench streams: one worker on every core, one with one thread, one per core; a precision the
+    CPU does not compute in is a skipped row with the reason, and an unverified artifact is refused."""
+    from bench.measure import streams
+
+    out = tmp_path / "streams"
+    rows = streams.run(artifact, out, engines=["onnxruntime"], seconds=0.3, warmup=2)
+    cores = len(os.sched_getaffinity(0))
+    layouts = [layout.name for layout in streams.layouts(cores)]
+    assert [(r["precision"], r["layout"]) for r in rows] == [(p, name) for p in ("float32", "float16", "int8")
+                                                             for name in layouts]
+    ok = {(r["precision"], r["layout"]): r for r in rows if r["status"] == "ok"}
+    assert ("float32", "1xall") in ok and ("int8", "1x1") in ok
+    assert ok[("float32", "1x1")]["threads_per_worker"] == 1 and ok[("float32", "1x1")]["images_per_sec"] > 0
+    if cores > 1:
+        many = ok[("float32", f"{cores}x1")]
+        assert many["workers"] == cores and many["calls"] >= cores
+    for r in rows:
+        if r["status"] != "ok":  # float16 on a CPU that computes it in float32
+            assert r["precision"] == "float16" and "float32" in r["reason"]
+    saved = json.loads((out / "streams.json").read_text())
+    assert saved["rows"] == rows and saved["environment"]["machine_speed"]["matmul_gflops"] > 0
+    assert "vs_ort_fp32_same_layout" in (out / "streams.md").read_text()
+    # an artifact whose checks failed is not timed
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "status": "failed"}))
+    with pytest.raises(ValueError, match="not a verified artifact"):
+        streams.run(broken, tmp_path / "no", engines=["onnxruntime"], seconds=0.1)
