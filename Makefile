@@ -22,12 +22,12 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts perf-check perf-proof accuracy-check accuracy-gate accuracy-proof distribute-scaling preview clean help
+.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts streams perf-check perf-proof accuracy-check accuracy-gate accuracy-proof distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
 	@echo "make test    - set up, fetch data, run the test suite (make test-all: with the long real runs)"
-	@echo "make setup | data | preview | train | artifacts | perf-check | accuracy-check | clean"
+	@echo "make setup | data | preview | train | artifacts | streams | perf-check | accuracy-check | clean"
 
 setup: $(STAMP)
 
@@ -126,6 +126,12 @@ artifacts: data
 	  if [ -n "$(RESULTS)" ]; then mkdir -p results/export/$$run && \
 	    cp artifacts/$$run/manifest.json artifacts/$$run/report.txt results/export/$$run/; fi; \
 	done
+
+# Throughput at batch 1 of one exported run's files (make artifacts first): one worker on every core,
+# one worker with one thread, one pinned worker per core; into out/streams/RUN unless OUT is given.
+streams: setup
+	@test -f artifacts/$(RUN)/manifest.json || { echo "artifacts/$(RUN) does not exist: make artifacts RUNS=$(RUN) first (RUN=NAME of a runs/ folder)"; exit 1; }
+	$(PY) -m bench streams artifacts/$(RUN) --out $(if $(filter command line environment,$(origin OUT)),$(OUT),out/streams/$(RUN))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info
