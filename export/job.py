@@ -107,6 +107,8 @@ class ExportJob:
     kind: str                       # probabilities | logits
     num_classes: int
     data: "ExportData | None"
+    # BatchNorms whose input channels export.equalize rescaled before an int8 conversion
+    equalized: list[str] | None = None
 
     @property
     def output_names(self) -> list[str]:

@@ -57,6 +57,8 @@ def build_manifest(job: "ExportJob", seconds: dict[str, float], result: "Verific
         },
         "formats": formats,
         "rebuilt_from_mixed_precision": job.was_mixed_precision,
+        # the same function re-parametrised for int8 (export.equalize): these BatchNorms' inputs
+        "equalized_batchnorm_inputs": job.equalized or [],
         "recipe": request.recipe.name,
         "accuracy": result.accuracy,
         "parity": {"atol": verify.ATOL[job.kind], "checks": verify.as_dict(result.checks)},

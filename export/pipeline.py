@@ -73,6 +73,12 @@ def convert_all(job: ExportJob, tmp: Path, keep_going: bool = False, done: Calla
     calibration: dict[str, dict] = {}
     failed: dict[str, str] = {}
     names = ordered(job.request.formats)
+    if job.equalized is None and any(FORMATS[n].calibrated for n in names):
+        # int8 quantizes a tensor with one scale: give the channels before each BatchNorm unit scale
+        # first (the same function; export.equalize), so every format of the artifact is made from it
+        from export.equalize import equalize
+
+        job.equalized = equalize(job.model)
     with progress.task("converting", total=len(names), unit="formats") as bar:
         for name in names:
             bar.update(description=f"converting to {name}")
