@@ -113,14 +113,15 @@ distribute-scaling: data
 
 # Exports every model that `make train` produced (RUNS=NAME,NAME: those runs only) in every format
 # and precision, each verified against its own test split (float32 by parity, reduced precisions by
-# their top-1 on the whole test set). RESULTS=1 also copies each manifest and report to
+# their top-1 on the whole test set); the equal-budget table's runs/equal_budget/ARCH are
+# artifacts/equal_budget_ARCH. RESULTS=1 also copies each manifest and report to
 # results/export/NAME, the committed record of what each precision costs on each checkpoint.
 FORMATS ?= savedmodel,onnx,onnx_fp16,onnx_int8,openvino,openvino_int8,litert,litert_int8
 RUNS ?=
 artifacts: data
-	@ls runs/*/model.keras >/dev/null 2>&1 || { echo "no runs/*/model.keras yet: run make train first"; exit 1; }
-	@for m in $(if $(RUNS),$(foreach r,$(subst $(comma), ,$(RUNS)),runs/$(r)/model.keras),runs/*/model.keras); do \
-	  run=$$(basename $$(dirname $$m)); \
+	@ls runs/*/model.keras runs/equal_budget/*/model.keras 2>/dev/null | grep -q . || { echo "no runs/*/model.keras yet: run make train first"; exit 1; }
+	@for m in $(if $(RUNS),$(foreach r,$(subst $(comma), ,$(RUNS)),runs/$(r)/model.keras),$(wildcard runs/*/model.keras runs/equal_budget/*/model.keras)); do \
+	  run=$$(dirname $${m#runs/} | tr / _); \
 	  test -f $$m || { echo "$$m does not exist: train it first (make train RECIPE=$$run)"; exit 1; }; \
 	  $(PY) -m export $$m --formats $(FORMATS) --out artifacts/$$run --overwrite --quiet || exit $$?; \
 	  if [ -n "$(RESULTS)" ]; then mkdir -p results/export/$$run && \
