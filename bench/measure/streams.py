@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import queue
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +109,15 @@ def measure(path: Path, engine: str, precision: str, layout: Layout, x: np.ndarr
              for i in range(layout.workers)]
     for p in procs:
         p.start()
-    got = []
+    got: list[dict[str, Any]] = []
     try:
-        for _ in procs:
-            got.append(results.get(timeout=seconds + 600))
+        while len(got) < len(procs):
+            try:
+                got.append(results.get(timeout=5))
+            except queue.Empty:  # a worker killed outright (out of memory, a crash) reports nothing
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a worker process died (exit code {dead[0]}) before reporting") from None
     finally:
         for p in procs:
             p.join(timeout=60)
