@@ -328,7 +328,8 @@ RECIPES.update({
         augment={"crop_padding": 2, "alternating_flip": True},   # clothes are left-right symmetric
         tta={"level": 2, "flip": True},
         time_target_s=8 * 60, accuracy_target=0.94,
-        expect=">= 94.0% test top-1 in <= 8 min on a dev-class 2-core CPU (not yet measured)",
+        # results/train/fashion_mnist_airbench94: 94.42% mean (94.31-94.54) over 3 seeds, 400-432 s, 361-366 GFLOP/s
+        expect=">= 94.0% test top-1 in <= 8 min on a dev-class 2-core CPU (3 seeds: 94.42% mean, 400-432 s)",
     ),
     "cifar10_airbench94": dict(
         AIRBENCH94, dataset="cifar10", model_options={"widths": (64, 256, 256)},
