@@ -58,8 +58,6 @@ def preprocess(path: str | Path, preprocessing: dict) -> np.ndarray:
     scale, then channels, then resize (or pad), then clip interpolation overshoot."""
     from PIL import Image
 
-    height, width = preprocessing["size"]
-    channels = preprocessing["channels"]
     scale = np.float32(preprocessing["scale"])  # for 8-bit pixels (1/255)
     x = None
     try:
@@ -76,6 +74,14 @@ def preprocess(path: str | Path, preprocessing: dict) -> np.ndarray:
     if x is None:  # 32-bit integer or float pixels (TIFF)
         raise ValueError(f"{path}: {'32-bit integer' if mode == 'I' else 'floating-point'} pixels have no "
                          "fixed range to scale to [0, 1]; save it as an 8- or 16-bit PNG")
+    return prepare(x, preprocessing)
+
+
+def prepare(x: np.ndarray, preprocessing: dict) -> np.ndarray:
+    """A decoded HWC (or HW) float image already scaled to [0, 1] -> the model's input: channels,
+    then resize (or pad), then clip interpolation overshoot."""
+    height, width = preprocessing["size"]
+    channels = preprocessing["channels"]
     if x.ndim == 2:
         x = x[:, :, None]
     if channels == 3 and x.shape[2] == 1:

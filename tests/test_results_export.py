@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 EXPORTS = Path(__file__).resolve().parents[1] / "results" / "export"
-REDUCED = {"onnx_fp16": "onnx_fp16", "onnx_int8": "onnx_int8", "openvino_int8": "openvino_int8",
-           "litert_int8": "litert_int8"}
+REDUCED = ("onnx_fp16", "onnx_int8", "openvino_int8", "litert_int8")   # files of their own
 MANIFESTS = sorted(EXPORTS.glob("*/manifest.json"))
 
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-# engine -> precision -> the export format whose file it runs (as bench.measure.engines)
-FORMATS = {"onnxruntime": {"float32": "onnx", "float16": "onnx_fp16", "int8": "onnx_int8"},
-           "openvino": {"float32": "openvino", "bfloat16": "openvino", "int8": "openvino_int8"},
-           "litert": {"float32": "litert", "int8": "litert_int8"}}
+from bench.measure.engines import ENGINES
+
+# engine -> precision -> the export format whose file it runs: the benchmark's own CPU artifact engines
+FORMATS = {name: dict(ENGINES[name].formats) for name in ("onnxruntime", "openvino", "litert")}
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,16 @@ def verified_manifest(artifact: Path) -> dict[str, Any]:
 
 def _worker(path: str, engine: str, precision: str, threads: int, core: int | None, x_path: str,
             warmup: int, seconds: float, barrier, results) -> None:
+    """Opens the file, warms up, waits for the other workers, then times calls for `seconds` with
+    the benchmark's one timer (bench.measure.timing)."""
+    from bench.measure.timing import time_calls
+
+    started: list[int] = []
+
+    def start_together():  # between warm-up and the first timed call, outside the timed region
+        barrier.wait(timeout=600)
+        started.append(time.perf_counter_ns())
+
     try:
         if core is not None:
             os.sched_setaffinity(0, {core})
@@ -70,26 +80,16 @@ def _worker(path: str, engine: str, precision: str, threads: int, core: int | No
 
         extra = {"batch": 1} if engine == "litert" else {}
         session = open_session(path, engine, precision, threads, **extra)
-        x = np.load(x_path)
-        for _ in range(warmup):
-            session.main(x)
-        barrier.wait(timeout=600)
+        timing = time_calls(session.main, np.load(x_path), warmup=warmup, time_budget_s=seconds, min_repeats=1,
+                            on_warmed_up=start_together)
     except Exception as exc:  # reported by the parent as this layout's reason; the others stop waiting
         barrier.abort()
         results.put({"error": f"{type(exc).__name__}: {exc}"})
         return
-    clock = time.perf_counter_ns
-    start = clock()
-    deadline = start + int(seconds * 1e9)
-    samples = []
-    while True:
-        t0 = clock()
-        session.main(x)
-        t1 = clock()
-        samples.append(t1 - t0)
-        if t1 >= deadline:
-            break
-    results.put({"start_ns": start, "end_ns": t1, "samples_ns": samples, "threads_used": session.threads})
+    samples = timing.samples_ns.tolist()
+    # the calls follow each other: each one ends where the sum of those before it ends
+    results.put({"start_ns": started[0], "end_ns": started[0] + int(sum(samples)), "samples_ns": samples,
+                 "threads_used": session.threads})
 
 
 def measure(path: Path, engine: str, precision: str, layout: Layout, x: np.ndarray, workdir: Path, *,
@@ -143,16 +143,11 @@ def measure(path: Path, engine: str, precision: str, layout: Layout, x: np.ndarr
 def test_image(manifest: dict[str, Any]) -> np.ndarray:
     """The first test image of the artifact's dataset, prepared as export's predict prepares one."""
     from bench.data import load_dataset
-    from export.predict import GRAY_WEIGHTS, bilinear_resize, resize_with_pad
+    from export.predict import prepare
 
     pre = manifest["preprocessing"]
     x = load_dataset(manifest["dataset"]).numpy("test")[0][0].astype("float32") * np.float32(pre["scale"])
-    if pre["channels"] == 3 and x.shape[2] == 1:
-        x = np.repeat(x, 3, axis=2)
-    elif pre["channels"] == 1 and x.shape[2] == 3:
-        x = (x @ GRAY_WEIGHTS)[:, :, None]
-    resize = resize_with_pad if pre["resize_method"] == "pad" else bilinear_resize
-    return np.clip(resize(x, *pre["size"]), 0.0, 1.0).astype("float32")[None]
+    return prepare(x, pre)[None]
 
 
 def run(artifact: Path, out: Path, engines: list[str] | None = None, seconds: float = 5.0,

@@ -57,27 +57,23 @@ def _records(base_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _mean(values: list[float]) -> float:
-    return statistics.fmean(values)
-
-
 def rows(base_dir: Path, variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The full recipe (mean, min, max over its seeds), its TTA levels, then each variant's run."""
     base = _records(base_dir)
     top1 = [r["test_top1"] for r in base]
-    full = _mean(top1)
+    full = statistics.fmean(top1)
     speed = [(r.get("machine_speed") or {}).get("matmul_gflops") for r in base]
     out = [{"variant": "full recipe", "change": f"{len(base)} seeds (min {100 * min(top1):.2f}%, max "
             f"{100 * max(top1):.2f}%)", "test_top1": round(full, 5), "delta_points": 0.0,
-            "train_time_s": round(_mean([r["train_time_s"] for r in base]), 1),
+            "train_time_s": round(statistics.fmean([r["train_time_s"] for r in base]), 1),
             "epochs_done": base[0]["epochs_done"], "matmul_gflops": speed[0], "record": str(base_dir)}]
     for level, change in (("level1", "test-time augmentation: flip only (no 1-px translations)"),
                           ("level0", "no test-time augmentation")):
         scores = [r["test_top1_tta"][level] for r in base if level in (r.get("test_top1_tta") or {})]
         if scores:
             out.append({"variant": f"tta_{level}", "change": change + f" (the same {len(scores)} models)",
-                        "test_top1": round(_mean(scores), 5),
-                        "delta_points": round(100 * (_mean(scores) - full), 2),
+                        "test_top1": round(statistics.fmean(scores), 5),
+                        "delta_points": round(100 * (statistics.fmean(scores) - full), 2),
                         "train_time_s": None, "epochs_done": None, "matmul_gflops": speed[0],
                         "record": str(base_dir)})
     for variant, record in variants.items():
