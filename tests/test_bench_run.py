@@ -170,7 +170,8 @@ models = ["{MODEL}"]
     assert proc.wait(timeout=60) == 130
     assert "--resume" in proc.stderr.read()
     first = _rows(csv_path)
-    assert 2 <= len(first) < 8 and all(r["status"] == "ok" and r["latency_ms_p50"] for r in first)
+    assert 2 <= len(first) < 8 and all(r["status"] == "ok" and r["latency_ms_p50"] for r in first), \
+        [(r["batch_size"], r["status"], r["reason"]) for r in first]
 
     # A crash (SIGKILL) in the resumed run: what was finished is still on disk, no torn line.
     proc = _start(matrix, out, "--resume")

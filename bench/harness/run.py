@@ -282,10 +282,13 @@ def _measure(matrix: mx.Matrix, pending: list, todo: list, env: dict, results: R
     done_before = len(todo) - len(pending)
     for i, cell in enumerate(pending, 1):
         row = runner.run(cell)
+        # Ctrl-C arrived and was swallowed inside the cell (a finaliser, or a library turning it into
+        # its own error, which the cell then records as a failure): the cell did not finish, so its
+        # row is not kept and --resume measures it again.
+        if _INTERRUPTED.is_set():
+            raise KeyboardInterrupt
         row.update(common, timestamp=now())
         results.append(row)
-        if _INTERRUPTED.is_set():  # Ctrl-C arrived and was swallowed somewhere inside the cell
-            raise KeyboardInterrupt
         elapsed = time.perf_counter() - started
         eta = elapsed / i * (len(pending) - i)
         detail = (f"p50 {row['latency_ms_p50']:.2f} ms, {row['images_per_sec']:.1f} img/s"
@@ -321,15 +324,24 @@ def run_child(matrix: mx.Matrix, out: Path, device: str, threads: int) -> int:
     todo = mx.cells(matrix, device)
     finished = results.finished_keys()
     pending = [c for c in todo if c.tf_threads and c.threads == threads and c.key() not in finished]
+    previous = _catch_interrupts()
+    try:
+        return _run_child(matrix, pending, todo, env, results, device, out, threads)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run_child(matrix: mx.Matrix, pending: list, todo: list, env: dict, results: ResultsFile, device: str,
+               out: Path, threads: int) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as workdir:
         peaks = measure_peaks(pending, device, env.get("peak_matmul_flops_per_sec", {}), matrix.matmul_n, Path(workdir))
         atomic_write_json(out / f".roofs-tf{threads}.json", {k: v for k, v in peaks.items()
                                                               if k not in env.get("peak_matmul_flops_per_sec", {})})
         env["peak_matmul_flops_per_sec"] = peaks
-        try:
-            _measure(matrix, pending, todo, env, results, device, Path(workdir), None, "default", time.perf_counter())
-        except KeyboardInterrupt:
-            return 130
+        _measure(matrix, pending, todo, env, results, device, Path(workdir), None, "default", time.perf_counter())
     return 0
 
 
