@@ -103,6 +103,9 @@ class Matrix:
     accuracy_fit_steps: int = 100
     accuracy_batch_size: int = 256
     accuracy_limit: int | None = None
+    # verified exports of trained checkpoints whose measured costs stand in for their architectures
+    # (bench.harness.evidence): tables with `artifact`, and optionally `architecture`, `produce`
+    accuracy_evidence: list[dict[str, str]] = field(default_factory=list)
     # run-level measurements
     overhead_check: bool = True
     matmul_n: int = 1024
@@ -114,7 +117,7 @@ _TABLES = {
               "warmup_steps": "train_warmup_steps", "steps": "train_steps",
               "time_budget_s": "train_time_budget_s", "min_steps": "train_min_steps"},
     "accuracy": {"checkpoint": "checkpoint", "engines": "accuracy_engines", "fit_steps": "accuracy_fit_steps",
-                 "batch_size": "accuracy_batch_size", "limit": "accuracy_limit"},
+                 "batch_size": "accuracy_batch_size", "limit": "accuracy_limit", "evidence": "accuracy_evidence"},
 }
 _TOP = {f for f in Matrix.__dataclass_fields__ if not f.startswith(("train_", "accuracy_")) and f != "checkpoint"}
 
@@ -276,6 +279,11 @@ def validate(matrix: Matrix) -> None:
         if name in ENGINES and only and only not in ENGINES[name].precisions:
             problems.append(f"engine {name} computes in {', '.join(ENGINES[name].precisions)}, not {only}")
     check("accuracy engine", matrix.accuracy_engines, list(ENGINES))
+    for entry in matrix.accuracy_evidence:
+        if not isinstance(entry, dict) or not isinstance(entry.get("artifact"), str) \
+                or set(entry) - {"artifact", "architecture", "produce"}:
+            problems.append(f"accuracy.evidence entries are tables with `artifact` (an export's directory) and "
+                            f"optionally `architecture` and `produce`; got {entry!r}")
     check("precision", matrix.precisions, list(PRECISIONS))
     specs = [(e, only) for e, only in engine_specs(matrix.engines) if e in ENGINES]
     if "infer" in matrix.tasks and not matrix.explicit_precisions:

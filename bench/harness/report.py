@@ -65,8 +65,30 @@ def accuracy_costs(acc: pd.DataFrame) -> pd.DataFrame:
         for row in g.itertuples():
             rows.append({"model": model, "architecture": row.architecture, "dataset": dataset, "engine": row.engine,
                          "precision": row.precision, "top1": row.top1, "top1_float32": ref,
-                         "cost_points": (ref - row.top1) * 100, "examples": row.examples})
+                         "cost_points": (ref - row.top1) * 100, "examples": row.examples,
+                         "input_shape": row.input_shape})
     return pd.DataFrame(rows)
+
+
+def all_costs(acc: pd.DataFrame, env: dict) -> pd.DataFrame:
+    """The costs measured by this run's accuracy cells and those read from verified exports."""
+    borrowed = pd.DataFrame((env.get("accuracy_evidence") or {}).get("rows") or [])
+    return pd.concat([c for c in (accuracy_costs(acc), borrowed) if len(c)], ignore_index=True) \
+        if len(acc) or len(borrowed) else pd.DataFrame()
+
+
+def chance_top1(dataset: str) -> float | None:
+    """Top-1 of guessing on a known dataset's balanced test set (None for an image folder)."""
+    from bench.data.sources import INFO
+
+    info = INFO.get(str(dataset))
+    return 1.0 / len(info.class_names) if info and info.class_names else None
+
+
+# A checkpoint stands in for its architecture's accuracy cost only if it learned: below twice the
+# chance top-1 (an equal-budget ResNet-50 stuck at 10% on CIFAR-10) it loses nothing to any
+# precision because it knows nothing, which says nothing about the architecture.
+LEARNED_OVER_CHANCE = 2.0
 
 
 def ship_table(infer: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
@@ -102,9 +124,12 @@ def _cost_of(row, costs: pd.DataFrame) -> tuple[float | None, str]:
     if row.verified == "accuracy" and len(own):
         return float(own["cost_points"].iloc[0]), f"{row.model} (this model)"
     other = same[(same["architecture"] == row.architecture) & (same["model"] != row.model)]
-    if len(other):
-        worst = other.loc[other["cost_points"].idxmax()]
-        return float(worst["cost_points"]), f"{worst['model']} (trained {row.architecture}, {worst['dataset']})"
+    learned = [r for r in other.itertuples()
+               if (chance := chance_top1(r.dataset)) is None or r.top1_float32 >= LEARNED_OVER_CHANCE * chance]
+    if learned:
+        worst = max(learned, key=lambda r: r.cost_points)
+        return float(worst.cost_points), (f"{worst.model} ({row.architecture} trained on {worst.dataset} at "
+                                          f"{worst.input_shape}, float32 top-1 {worst.top1_float32:.2%})")
     return None, ""
 
 
@@ -132,7 +157,7 @@ def write(out: str | Path) -> Path:
     infer, train, acc = (ok[ok["task"] == t] for t in ("infer", "train", "accuracy"))
     lines = [f"# Benchmark report: {env.get('profile', out.name)}", ""]
     lines += _machine(env) + _overhead(env) + _cells(df)
-    lines += _inference(infer, acc, out) + _threads(infer) + _training(train, out) + _accuracy(acc, infer, out)
+    lines += _inference(infer, acc, out, env) + _threads(infer) + _training(train, out) + _accuracy(acc, infer, out)
     lines += [COLUMNS_NOTE, ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
@@ -194,7 +219,7 @@ def _cells(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _inference(infer: pd.DataFrame, acc: pd.DataFrame, out: Path) -> list[str]:
+def _inference(infer: pd.DataFrame, acc: pd.DataFrame, out: Path, env: dict) -> list[str]:
     from bench.harness import plots
 
     if infer.empty:
@@ -204,13 +229,23 @@ def _inference(infer: pd.DataFrame, acc: pd.DataFrame, out: Path) -> list[str]:
              "(`verified`: parity within export's tolerance; accuracy: the top-1 drop of a trained model not shown "
              "above 1 point; agreement: an untrained model in reduced precision, top-1 agreement recorded, not "
              "judged). All cores.", "", frame_table(fastest_engines(infer)), ""]
-    ship = ship_table(infer, accuracy_costs(acc))
+    ship = ship_table(infer, all_costs(acc, env))
     if len(ship):
         lines += ["## What to ship", "",
                   "The fastest engine and precision per model and batch size whose accuracy cost is measured and at "
                   "most 1 point: on the model itself (float32 parity, or the accuracy rule on a trained model), or, "
                   "for a model timed with untrained weights, on a trained checkpoint of the same architecture.", "",
                   frame_table(ship), ""]
+    evidence = env.get("accuracy_evidence") or {}
+    if evidence.get("rows"):
+        borrowed = pd.DataFrame(evidence["rows"])
+        lines += ["Accuracy costs read from verified exports (each precision's top-1 on the whole test split, measured "
+                  "by `export` against the same checkpoint in float32; a checkpoint counts for its architecture only "
+                  f"at or above {LEARNED_OVER_CHANCE:g}x the chance top-1):", "",
+                  frame_table(borrowed[["model", "architecture", "dataset", "input_shape", "engine", "precision",
+                                        "top1", "top1_float32", "cost_points", "examples", "source"]],
+                              floats="{:.4g}"), ""]
+    lines += [f"Not read: {note}" for note in evidence.get("missing") or []] + ([""] if evidence.get("missing") else [])
     lines += ["## Inference latency", "",
               frame_table(infer.sort_values(["model", "dataset", "batch_size", "engine", "precision", "threads"])[
                   ["model", "dataset", "batch_size", "engine", "precision", "threads_used", "latency_ms_p50",

@@ -252,6 +252,10 @@ def _run(matrix: mx.Matrix, out: Path, device: str, argv: list[str], fresh: bool
         env["peak_matmul_flops_per_sec"] = measure_peaks(here, device, earlier.get("peak_matmul_flops_per_sec", {}),
                                                          matrix.matmul_n, Path(workdir))
         env["matmul_n"] = matrix.matmul_n
+        if matrix.accuracy_evidence:
+            from bench.harness import evidence
+
+            env["accuracy_evidence"] = evidence.collect(matrix.accuracy_evidence)
         if matrix.overhead_check and "infer" in matrix.tasks:
             from bench.measure.overhead import harness_overhead
 
