@@ -24,14 +24,21 @@ TINY = dict(limit_train=640, batch_size=64, model_options={"widths": (8, 16, 16)
 
 
 class SlowSteps(keras.callbacks.Callback):
-    """Makes every training step take at least `seconds` longer: a slow machine, reproducibly."""
+    """Makes every training step last `seconds` (compute included, padded with a sleep): a slow machine
+    whose speed does not drift. Adding a fixed sleep instead left the step time to the compute, which a
+    second pytest worker on a 2-core machine slows unpredictably (CI: a run cut by its budget after
+    the machine slowed in its last epoch)."""
 
     def __init__(self, seconds: float):
         super().__init__()
         self.seconds = seconds
+        self._start = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        time.sleep(self.seconds)
+        time.sleep(max(0.0, self.seconds - (time.perf_counter() - self._start)))
 
 
 def history(run_dir):
@@ -40,12 +47,12 @@ def history(run_dir):
 
 
 def test_budget_fits_the_whole_schedule_into_the_epochs_that_fit(mnist, tmp_path):
-    # 40 epochs (360 steps) planned by the recipe; at >= 0.1 s per step a 12 s budget, of which the
+    # 40 epochs (360 steps) planned by the recipe; at 0.15 s per step a 12 s budget, of which the
     # first step's tracing takes a few seconds, fits far fewer: the one-cycle schedule (warm-up to
     # its peak, decay to 0) must be fitted into them and end, not be cut off at the budget
     recipe = get_recipe("mnist_tiny").replace(epochs=40, time_budget_s=12.0, **TINY)
     run = tmp_path / "run"
-    record = train(recipe, run, dataset=mnist, verbose=0, extra_callbacks=[SlowSteps(0.1)])
+    record = train(recipe, run, dataset=mnist, verbose=0, extra_callbacks=[SlowSteps(0.15)])
     plan = record["plan"]
     assert plan["epochs_recipe"] == 40 and plan["steps_per_epoch"] == 9
     assert 1 <= plan["epochs_planned"] <= 14, plan
