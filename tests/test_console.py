@@ -77,7 +77,7 @@ def test_ctrl_c_during_export_says_where_the_partial_files_are(tmp_path):
     _wait_until(proc, lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()))
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert err == f"interrupted: nothing was written to {out}; partial files are in {out}.failed\n"
     assert not out.exists() and (tmp_path / "art.failed").is_dir()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
@@ -167,3 +167,49 @@ def test_quiet_tensorflow_never_hides_gpus(monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")  # a user's own choice stands
     console.quiet_tensorflow()
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+def _ctrl_c_here():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(1)  # the handler runs at the next bytecode; this is never reached in full
+
+
+def test_ctrl_c_that_a_library_turns_into_its_own_error_still_ends_as_an_interrupt(capsys):
+    # what CI saw: a KeyboardInterrupt raised inside a library whose cleanup then failed on half-done
+    # state, so the command saw the library's error (exit 1) instead of the interrupt (exit 130)
+    def library_call():
+        try:
+            _ctrl_c_here()
+        finally:
+            raise RuntimeError("cleanup failed on half-done state")
+
+    def main_raising():
+        library_call()
+
+    def main_reporting():
+        try:
+            library_call()
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    assert console.run_command(main_raising) == 130
+    assert capsys.readouterr().err.endswith("interrupted: nothing partial was kept\n")
+    assert console.run_command(main_reporting) == 130
+    # without Ctrl-C the same errors are what they are
+    assert console.run_command(lambda: 1) == 1
+    with pytest.raises(RuntimeError, match="plain failure"):
+        console.run_command(lambda: (_ for _ in ()).throw(RuntimeError("plain failure")))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_a_note_survives_a_library_turning_ctrl_c_into_its_own_error(capsys):
+    def main():
+        with console.interrupt_note("the last epoch is kept"):
+            try:
+                _ctrl_c_here()
+            finally:
+                raise OSError("half-written file")
+
+    assert console.run_command(main) == 130
+    assert capsys.readouterr().err.endswith("interrupted: the last epoch is kept\n")

@@ -16,8 +16,10 @@ import importlib.abc
 import importlib.util
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 from typing import Callable, Iterator
 
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
@@ -33,33 +35,84 @@ def interrupt_note(note: str | Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as exc:
-        if not hasattr(exc, "imgcls_note"):
-            try:
-                exc.imgcls_note = note() if callable(note) else note
-            except Exception:  # the message must not fail: the general promise stands
-                exc.imgcls_note = NOTHING_KEPT
+        _attach(exc, note)
         raise
+    except Exception as exc:
+        if not interrupted():
+            raise
+        # Ctrl-C came out of a library as its own error: it is still an interrupt, with this note
+        stop = KeyboardInterrupt()
+        _attach(stop, note)
+        raise stop from exc
+
+
+def _attach(exc: KeyboardInterrupt, note: str | Callable[[], str]) -> None:
+    if not hasattr(exc, "imgcls_note"):
+        try:
+            exc.imgcls_note = note() if callable(note) else note
+        except Exception:  # the message must not fail: the general promise stands
+            exc.imgcls_note = NOTHING_KEPT
 
 
 def interrupted_message(exc: KeyboardInterrupt | None = None) -> str:
     return f"interrupted: {getattr(exc, 'imgcls_note', NOTHING_KEPT)}"
 
 
+_CTRL_C = threading.Event()
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C reached this command. A KeyboardInterrupt raised inside a library can come
+    out as that library's own error (a cleanup that fails on half-done state replaces it); a command
+    that turns errors into exit codes asks this first, so an interrupt still ends as one."""
+    return _CTRL_C.is_set()
+
+
+def _on_ctrl_c(signum, frame):
+    note_ctrl_c()
+    raise KeyboardInterrupt
+
+
+def note_ctrl_c() -> None:
+    """For a command's own SIGINT handler: record the interrupt as `run_command`'s handler does."""
+    _CTRL_C.set()
+
+
 def run_command(main: Callable[[], int | None]) -> int:
     """Runs a command's `main()` and returns its exit code; a Ctrl-C anywhere inside becomes one
-    line on stderr and exit code 130 instead of a traceback. Files the toolkit keeps are written
-    whole or not at all (`bench.plumbing.files.atomic_path`), so the default note is true unless a
-    command says otherwise with `interrupt_note`."""
+    line on stderr and exit code 130 instead of a traceback, even when a library turned the
+    interrupt into its own error on the way out. Files the toolkit keeps are written whole or not at
+    all (`bench.plumbing.files.atomic_path`), so the default note is true unless a command says
+    otherwise with `interrupt_note`."""
     quiet_tensorflow()
+    _CTRL_C.clear()
+    previous = None
+    # only where Ctrl-C raises KeyboardInterrupt already (not where the shell made us ignore it)
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous = signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
-        return int(main() or 0)
+        code = int(main() or 0)
+        return INTERRUPTED if code and interrupted() else code
     except KeyboardInterrupt as exc:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        # after the terminal's ^C the cursor is mid-line; a pipe or log file needs no blank line
-        lead = "\n" if sys.stderr.isatty() else ""
-        print(f"{lead}{interrupted_message(exc)}", file=sys.stderr, flush=True)
+        _say_interrupted(exc)
         return INTERRUPTED
+    except Exception:
+        if not interrupted():
+            raise
+        _say_interrupted(None)
+        return INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _say_interrupted(exc: KeyboardInterrupt | None) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    # after the terminal's ^C the cursor is mid-line; a pipe or log file needs no blank line
+    lead = "\n" if sys.stderr.isatty() else ""
+    print(f"{lead}{interrupted_message(exc)}", file=sys.stderr, flush=True)
 
 
 def warn(text: str) -> None:
