@@ -174,7 +174,16 @@ def _ctrl_c_here():
     time.sleep(1)  # the handler runs at the next bytecode; this is never reached in full
 
 
-def test_ctrl_c_that_a_library_turns_into_its_own_error_still_ends_as_an_interrupt(capsys):
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raising KeyboardInterrupt, as in a terminal: a shell running pytest in the background
+    (`cmd &` without job control, as CI may) starts it with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_that_a_library_turns_into_its_own_error_still_ends_as_an_interrupt(capsys, ctrl_c_raises):
     # what CI saw: a KeyboardInterrupt raised inside a library whose cleanup then failed on half-done
     # state, so the command saw the library's error (exit 1) instead of the interrupt (exit 130)
     def library_call():
@@ -203,7 +212,7 @@ def test_ctrl_c_that_a_library_turns_into_its_own_error_still_ends_as_an_interru
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
 
 
-def test_a_note_survives_a_library_turning_ctrl_c_into_its_own_error(capsys):
+def test_a_note_survives_a_library_turning_ctrl_c_into_its_own_error(capsys, ctrl_c_raises):
     def main():
         with console.interrupt_note("the last epoch is kept"):
             try:
