@@ -205,6 +205,11 @@ def test_ctrl_c_that_a_library_turns_into_its_own_error_still_ends_as_an_interru
     assert console.run_command(main_raising) == 130
     assert capsys.readouterr().err.endswith("interrupted: nothing partial was kept\n")
     assert console.run_command(main_reporting) == 130
+    # the record ends with the command: later code in this process sees errors as errors (CI: a stale
+    # record turned the next test's expected error into an interrupt and crashed its worker)
+    assert not console.interrupted()
+    with pytest.raises(ValueError, match="bad input"), console.interrupt_note("kept"):
+        raise ValueError("bad input")
     # without Ctrl-C the same errors are what they are
     assert console.run_command(lambda: 1) == 1
     with pytest.raises(RuntimeError, match="plain failure"):

@@ -209,15 +209,12 @@ def _catch_interrupts():
     """Ctrl-C also sets a flag that the cell loop checks: a KeyboardInterrupt raised while Python runs
     a finaliser (a `__del__` of TensorFlow's or onnxruntime's objects) is printed and swallowed, and
     the run would go on to the end. Returns the previous handler (None off the main thread)."""
-    from bench.plumbing.console import note_ctrl_c
-
     if threading.current_thread() is not threading.main_thread():
         return None
     _INTERRUPTED.clear()
 
     def on_sigint(signum, frame):
         _INTERRUPTED.set()
-        note_ctrl_c()
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGINT, on_sigint)

@@ -62,20 +62,16 @@ _CTRL_C = threading.Event()
 
 
 def interrupted() -> bool:
-    """Whether Ctrl-C reached this command. A KeyboardInterrupt raised inside a library can come
+    """Whether Ctrl-C reached the command `run_command` is running (False outside one, and in a
+    command that handles SIGINT itself, as `bench run` does). A KeyboardInterrupt raised inside a library can come
     out as that library's own error (a cleanup that fails on half-done state replaces it); a command
     that turns errors into exit codes asks this first, so an interrupt still ends as one."""
     return _CTRL_C.is_set()
 
 
 def _on_ctrl_c(signum, frame):
-    note_ctrl_c()
-    raise KeyboardInterrupt
-
-
-def note_ctrl_c() -> None:
-    """For a command's own SIGINT handler: record the interrupt as `run_command`'s handler does."""
     _CTRL_C.set()
+    raise KeyboardInterrupt
 
 
 def run_command(main: Callable[[], int | None]) -> int:
@@ -105,6 +101,7 @@ def run_command(main: Callable[[], int | None]) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        _CTRL_C.clear()  # the record is this command's: code run later in the process must not see it
 
 
 def _say_interrupted(exc: KeyboardInterrupt | None) -> None:
