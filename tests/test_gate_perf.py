@@ -63,7 +63,11 @@ def test_decision_rule_on_the_real_json(short_run):
     assert all(len(r) == 1 and r[0].size >= 5 for r in base.samples.values())
     same = cmp.compare(base, base, paired=True)
     assert all(c.verdict == "ok" and c.ratio == pytest.approx(1.0) for c in same)
-    slower = cmp.SideRun({k: [r * 1.25 for r in v] for k, v in base.samples.items()}, base.info)
+    # 25% slower, or more where the round's own spread is wider: its slowest call must stay faster than
+    # every call of the slowed copy, or the bootstrap bound of a noisy 5-call round can dip below 1
+    # (CI: 25% on a busy machine was, correctly, not significant)
+    slower = cmp.SideRun({k: [r * max(1.25, 1.01 * r.max() / r.min()) for r in v] for k, v in base.samples.items()},
+                         base.info)
     verdicts = {c.name: c.verdict for c in cmp.compare(base, slower, paired=True)}
     assert verdicts == {"calibration_matmul": "ok", TARGET: "REGRESSED"}
 
