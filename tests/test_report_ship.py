@@ -126,3 +126,9 @@ def test_the_matrix_refuses_evidence_that_is_not_a_table_with_an_artifact():
     with pytest.raises(mx.MatrixError, match="accuracy.evidence entries"):
         mx.validate(mx.from_dict({**base, "accuracy": {"evidence": [{"artifact": "x", "arch": "y"}]}}))
     mx.validate(mx.from_dict({**base, "accuracy": {"evidence": [{"artifact": "x", "architecture": "y"}]}}))
+
+
+def test_accuracy_rows_without_a_float32_reference_give_no_cost():
+    # int8 alone says nothing about what int8 costs; with no exports read either, there is no cost at all
+    acc = pd.DataFrame(accuracy_rows("m", "alexnet", "67x67x3", {("openvino", "int8"): 0.5}))
+    assert all_costs(acc, {}).empty and all_costs(acc, {"accuracy_evidence": {"rows": [], "missing": []}}).empty

@@ -73,8 +73,8 @@ def accuracy_costs(acc: pd.DataFrame) -> pd.DataFrame:
 def all_costs(acc: pd.DataFrame, env: dict) -> pd.DataFrame:
     """The costs measured by this run's accuracy cells and those read from verified exports."""
     borrowed = pd.DataFrame((env.get("accuracy_evidence") or {}).get("rows") or [])
-    return pd.concat([c for c in (accuracy_costs(acc), borrowed) if len(c)], ignore_index=True) \
-        if len(acc) or len(borrowed) else pd.DataFrame()
+    frames = [c for c in (accuracy_costs(acc), borrowed) if len(c)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def chance_top1(dataset: str) -> float | None:
