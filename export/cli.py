@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from bench.plumbing import progress
-from bench.plumbing.console import interrupt_note
+from bench.plumbing.console import interrupt_note, interrupted
 from bench.plumbing.files import OutputPathError
 from export.formats import FORMATS
 from export.job import ExportRequest
@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         with interrupt_note(lambda: f"nothing was written to {args.out}; {_partial(args.out)}"), \
                 atomic_directory(request.out, request.overwrite) as tmp:
             pipeline.run(job, tmp)
+            # Ctrl-C that a library swallowed (CI: printed as a SystemError inside TensorFlow, after
+            # which the export ran on to the end): nothing is committed
+            if interrupted():
+                raise KeyboardInterrupt
     except pipeline.VerificationFailed as exc:
         print(f"FAILED: {exc}; nothing was written to {args.out}, the failed artifact and its "
               f"report are in {args.out}.failed", file=sys.stderr)
