@@ -78,7 +78,11 @@ def test_ctrl_c_during_export_says_where_the_partial_files_are(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err == f"interrupted: nothing was written to {out}; partial files are in {out}.failed\n"
+    # one line, unless the interrupt landed inside TensorFlow's C++ code, which then prints its own
+    # traceback (a SystemError) and swallows it; the export still commits nothing (CI saw both)
+    lines = err.splitlines()
+    assert lines[-1] == f"interrupted: nothing was written to {out}; partial files are in {out}.failed"
+    assert len(lines) == 1 or "SystemError" in err, err
     assert not out.exists() and (tmp_path / "art.failed").is_dir()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
