@@ -32,3 +32,19 @@ def test_a_short_table_run_writes_rows_records_and_checkpoints(tmp_path, cifar10
     # an interrupted table resumes: a finished architecture is not trained again
     again = budget_table.budget_table(8.0, tmp_path / "runs", tmp_path / "results", only=["alexnet"], limit_train=2000)
     assert again[0]["test_top1"] == row["test_top1"] and again[0]["train_time_s"] == row["train_time_s"]
+
+
+def test_one_recipe_for_all_but_what_an_architecture_cannot_share():
+    recipes = {arch: budget_table.budget_recipe(arch, size, options, 450)
+               for arch, size, options in budget_table.ARCHITECTURES}
+    shared = {"optimizer", "lr", "schedule", "warmup_epochs", "weight_decay", "batch_size", "augment",
+              "precision", "bn_momentum", "time_budget_s"}
+    reference = recipes["resnet50"].to_dict()
+    for arch, recipe in recipes.items():
+        own = budget_table.OWN_SETTINGS.get(arch, {})
+        for key in shared:
+            expected = own.get(key, reference[key])
+            assert recipe.to_dict()[key] == expected, (arch, key)
+    # the deep networks do a few hundred steps in the budget: Keras' 0.99 would leave stale averages
+    assert recipes["resnet50"].bn_momentum == 0.9
+    assert recipes["vgg11"].lr == 1e-4 and recipes["resnet18"].lr == 1e-3
