@@ -115,18 +115,25 @@ distribute-scaling: data
 # and precision, each verified against its own test split (float32 by parity, reduced precisions by
 # their top-1 on the whole test set); the equal-budget table's runs/equal_budget/ARCH are
 # artifacts/equal_budget_ARCH. RESULTS=1 also copies each manifest and report to
-# results/export/NAME, the committed record of what each precision costs on each checkpoint.
+# results/export/NAME, the committed record of what each precision costs on each checkpoint (a refused
+# export's to results/export/NAME_rejected: the costs it measured are still evidence). One refused
+# export does not stop the others; the target fails at the end, naming them.
 FORMATS ?= savedmodel,onnx,onnx_fp16,onnx_int8,openvino,openvino_int8,litert,litert_int8
 RUNS ?=
 artifacts: data
 	@ls runs/*/model.keras runs/equal_budget/*/model.keras 2>/dev/null | grep -q . || { echo "no runs/*/model.keras yet: run make train first"; exit 1; }
-	@for m in $(if $(RUNS),$(foreach r,$(subst $(comma), ,$(RUNS)),runs/$(r)/model.keras),$(wildcard runs/*/model.keras runs/equal_budget/*/model.keras)); do \
+	@failed=; for m in $(if $(RUNS),$(foreach r,$(subst $(comma), ,$(RUNS)),runs/$(r)/model.keras),$(wildcard runs/*/model.keras runs/equal_budget/*/model.keras)); do \
 	  run=$$(dirname $${m#runs/} | tr / _); \
 	  test -f $$m || { echo "$$m does not exist: train it first (make train RECIPE=$$run)"; exit 1; }; \
-	  $(PY) -m export $$m --formats $(FORMATS) --out artifacts/$$run --overwrite --quiet || exit $$?; \
+	  $(PY) -m export $$m --formats $(FORMATS) --out artifacts/$$run --overwrite --quiet || { \
+	    rc=$$?; [ $$rc -eq 130 ] && exit 130; failed="$$failed $$run"; \
+	    if [ -n "$(RESULTS)" ] && [ -f artifacts/$$run.failed/manifest.json ]; then mkdir -p results/export/$${run}_rejected && \
+	      cp artifacts/$$run.failed/manifest.json artifacts/$$run.failed/report.txt results/export/$${run}_rejected/; fi; \
+	    continue; }; \
 	  if [ -n "$(RESULTS)" ]; then mkdir -p results/export/$$run && \
 	    cp artifacts/$$run/manifest.json artifacts/$$run/report.txt results/export/$$run/; fi; \
-	done
+	done; \
+	test -z "$$failed" || { echo "not exported:$$failed (a refused export's files and report are in artifacts/NAME.failed)"; exit 1; }
 
 # Throughput at batch 1 of one exported run's files (make artifacts first): one worker on every core,
 # one worker with one thread, one pinned worker per core; into out/streams/RUN unless OUT is given.

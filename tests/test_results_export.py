@@ -34,7 +34,8 @@ def test_each_reduced_precision_file_was_judged_on_the_whole_test_split(path):
         assert r["top1_drop"] == pytest.approx(r["top1_fp32"] - r["top1"], abs=1e-4)
         if "calibration_images" in r:  # int8: calibrated on training images, never the test split
             assert r["calibration_images"] > 0
-    assert (m["status"] == "passed") == all(reduced[f]["passed"] for f in judged)
+    parity = all(c["passed"] for c in m["parity"]["checks"])
+    assert (m["status"] == "passed") == (parity and all(reduced[f]["passed"] for f in judged))
     assert (path.parent / "report.txt").exists()
 
 
@@ -43,4 +44,9 @@ def test_a_rejected_export_records_the_drop_that_rejected_it():
     assert rejected, "results/export keeps at least one rejected export as the accuracy rule's evidence"
     for m in rejected:
         failed = [r for r in m["reduced_precision"].values() if not r["passed"]]
-        assert failed and all(r["verdict"].startswith("FAIL: top-1 drop") for r in failed)
+        assert all(r["verdict"].startswith("FAIL: top-1 drop") for r in failed)
+        off = [c for c in m["parity"]["checks"] if not c["passed"]]
+        assert failed or off, "a rejected export says what rejected it: a measured drop or a parity check"
+        for c in off:   # a float32 parity failure keeps its measured difference
+            assert any(o["max_abs_diff"] > c["atol"] or o["top1_agreement"] < 1 or o["nonfinite"]
+                       for o in c["outputs"]), c

@@ -71,7 +71,7 @@ def accuracy_costs(acc: pd.DataFrame) -> pd.DataFrame:
 
 
 def all_costs(acc: pd.DataFrame, env: dict) -> pd.DataFrame:
-    """The costs measured by this run's accuracy cells and those read from verified exports."""
+    """The costs measured by this run's accuracy cells and those read from exports."""
     borrowed = pd.DataFrame((env.get("accuracy_evidence") or {}).get("rows") or [])
     frames = [c for c in (accuracy_costs(acc), borrowed) if len(c)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -239,11 +239,14 @@ def _inference(infer: pd.DataFrame, acc: pd.DataFrame, out: Path, env: dict) -> 
     evidence = env.get("accuracy_evidence") or {}
     if evidence.get("rows"):
         borrowed = pd.DataFrame(evidence["rows"])
-        lines += ["Accuracy costs read from verified exports (each precision's top-1 on the whole test split, measured "
-                  "by `export` against the same checkpoint in float32; a checkpoint counts for its architecture only "
-                  f"at or above {LEARNED_OVER_CHANCE:g}x the chance top-1):", "",
-                  frame_table(borrowed[["model", "architecture", "dataset", "input_shape", "engine", "precision",
-                                        "top1", "top1_float32", "cost_points", "examples", "source"]],
+        lines += ["Accuracy costs read from exports (each precision's top-1 on the whole test split, measured "
+                  "by `export` against the same checkpoint in float32; an export the accuracy rule or float32 parity "
+                  "refused (`export_status` failed) measured them all the same; a checkpoint counts for its "
+                  f"architecture only at or above {LEARNED_OVER_CHANCE:g}x the chance top-1):", "",
+                  # reindex: a results folder written before export_status was recorded has no such column
+                  frame_table(borrowed.reindex(columns=["model", "architecture", "dataset", "input_shape", "engine",
+                                                        "precision", "top1", "top1_float32", "cost_points", "examples",
+                                                        "export_status", "source"]),
                               floats="{:.4g}"), ""]
     lines += [f"Not read: {note}" for note in evidence.get("missing") or []] + ([""] if evidence.get("missing") else [])
     lines += ["## Inference latency", "",
