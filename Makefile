@@ -125,6 +125,7 @@ artifacts: data
 	@failed=; for m in $(if $(RUNS),$(foreach r,$(subst $(comma), ,$(RUNS)),runs/$(r)/model.keras),$(wildcard runs/*/model.keras runs/equal_budget/*/model.keras)); do \
 	  run=$$(dirname $${m#runs/} | tr / _); \
 	  test -f $$m || { echo "$$m does not exist: train it first (make train RECIPE=$$run)"; exit 1; }; \
+	  rm -rf artifacts/$$run.failed; \
 	  $(PY) -m export $$m --formats $(FORMATS) --out artifacts/$$run --overwrite --quiet || { \
 	    rc=$$?; [ $$rc -eq 130 ] && exit 130; failed="$$failed $$run"; \
 	    if [ -n "$(RESULTS)" ] && [ -f artifacts/$$run.failed/manifest.json ]; then mkdir -p results/export/$${run}_rejected && \

@@ -50,3 +50,5 @@ def test_a_rejected_export_records_the_drop_that_rejected_it():
         for c in off:   # a float32 parity failure keeps its measured difference
             assert any(o["max_abs_diff"] > c["atol"] or o["top1_agreement"] < 1 or o["nonfinite"]
                        for o in c["outputs"]), c
+    # and at least one of them was refused by the accuracy rule, with the drop it measured
+    assert any(not r["passed"] for m in rejected for r in m["reduced_precision"].values())
