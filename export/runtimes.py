@@ -154,48 +154,80 @@ class OpenVinoSession(Session):
     INFERENCE_PRECISION_HINT (int8 models: f32 for what is not quantized) and proved afterwards
     from the compiled model: the hint read back, and the precision the convolutions and matrix
     multiplies really run in. Without AVX512-BF16/AMX the plugin ignores a bf16 hint; that is a
-    PrecisionUnavailable, never a float32 number labelled bfloat16."""
+    PrecisionUnavailable, never a float32 number labelled bfloat16.
+
+    The model is compiled for the static shape of the batch it is given (`batch`, then each new batch
+    size once): the plugin runs a dynamic batch dimension with shape-agnostic kernels, measured 1.19x
+    to 1.27x slower for the cat/dog EfficientNet-Lite0 at batch 1 (float32, bfloat16 and int8)."""
 
     runtime = "openvino"
+    KEEP = 4  # compiled shapes kept; export verification uses two or three batch sizes
 
-    def __init__(self, path, precision: str = "float32", threads: int = 0, names: list[str] | None = None):
+    def __init__(self, path, precision: str = "float32", threads: int = 0, names: list[str] | None = None,
+                 batch: int | None = None):
         import openvino as ov
 
         if precision not in _OV_TYPES:
             raise ValueError(f"OpenVINO computes in {', '.join(_OV_TYPES)}; not {precision!r}")
         super().__init__(precision, cpu_threads(threads))
-        core = ov.Core()
-        model = core.read_model(str(path))
-        config = {"INFERENCE_PRECISION_HINT": _OV_TYPES[precision], "INFERENCE_NUM_THREADS": self.threads,
-                  "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        self.compiled = core.compile_model(model, "CPU", config)
-        self.executed = executed_precisions(self.compiled)
-        self._check_precision(ov.get_version().split("-")[0])
-        self.request = self.compiled.create_infer_request()
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(path))
+        self._version = ov.get_version().split("-")[0]
+        self._config = {"INFERENCE_PRECISION_HINT": _OV_TYPES[precision], "INFERENCE_NUM_THREADS": self.threads,
+                        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        self._compiled: dict[tuple[int, ...], tuple] = {}
+        self._current: tuple[int, ...] = ()
+        shape = self._model.inputs[0].get_partial_shape()
+        self._shape = [None if d.is_dynamic else d.get_length() for d in shape]
+        self._for(batch or self._shape[0] or 1)
         self.input_name = self.compiled.inputs[0].get_any_name()
         self.output_names = names or [o.get_any_name() for o in self.compiled.outputs]
 
-    def _check_precision(self, version: str) -> None:
-        hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+    def _for(self, batch: int):
+        """The compiled model and its request for inputs of `batch` images (compiled on first use)."""
+        shape = (int(batch), *self._shape[1:])
+        if shape not in self._compiled:
+            if None in shape:
+                raise ValueError(f"{self._model.inputs[0].get_any_name()} has dynamic dimensions besides the batch "
+                                 f"({self._shape}); OpenVINO needs a static shape here")
+            model = self._model.clone()
+            model.reshape({model.inputs[0]: list(shape)})
+            compiled = self._core.compile_model(model, "CPU", self._config)
+            self.executed = executed_precisions(compiled)
+            self._check_precision(compiled)
+            if len(self._compiled) >= self.KEEP:
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[shape] = (compiled, compiled.create_infer_request())
+        self.compiled, self.request = self._compiled[shape]
+        self._current = shape
+        return self._compiled[shape]
+
+    def _check_precision(self, compiled) -> None:
+        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         compute = {p for p, n in self.executed.items() if n}
         wanted = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(self.precision)
         if wanted and (wanted not in hint.replace("float32", "f32").replace("bfloat16", "bf16").replace("float16", "f16")
                        or wanted not in compute):
             raise PrecisionUnavailable(
-                f"OpenVINO {version} on this CPU computes this model in {'/'.join(sorted(compute)) or hint}, not "
+                f"OpenVINO {self._version} on this CPU computes this model in {'/'.join(sorted(compute)) or hint}, not "
                 f"{self.precision} (hint read back: {hint})" + ("; bfloat16 needs AVX512_BF16 or AMX" if wanted == "bf16"
                                                                  else ""))
         if self.precision == "int8" and not ({"i8", "u8"} & compute):
-            raise PrecisionUnavailable(f"OpenVINO {version} runs no convolution or matrix multiply of this model in "
-                                       f"int8 (it runs {'/'.join(sorted(compute))}); is it a quantized model?")
+            raise PrecisionUnavailable(f"OpenVINO {self._version} runs no convolution or matrix multiply of this model "
+                                       f"in int8 (it runs {'/'.join(sorted(compute))}); is it a quantized model?")
+
+    def _infer(self, batch):
+        if tuple(batch.shape) != self._current:
+            self._for(len(batch))
+        self.request.infer({0: batch}, share_inputs=True)  # synchronous: returns when the work is done
+        return self.request
 
     def run(self, batch):
-        self.request.infer({0: batch}, share_inputs=True)
-        return {name: self.request.get_output_tensor(i).data.copy() for i, name in enumerate(self.output_names)}
+        request = self._infer(batch)
+        return {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.output_names)}
 
     def main(self, batch):
-        self.request.infer({0: batch}, share_inputs=True)  # synchronous: returns when the work is done
-        return self.request.get_output_tensor(0).data
+        return self._infer(batch).get_output_tensor(0).data
 
 
 _KERNEL_PRECISION = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16", "i8": "i8",
@@ -268,6 +300,9 @@ class LiteRTSession(Session):
 
 
 RUNTIMES = {"onnxruntime": OnnxRuntimeSession, "openvino": OpenVinoSession, "litert": LiteRTSession}
+# runtimes that prepare a model for one input shape: told the batch size when it is known, so the
+# shape is fixed before the first (warm-up) call rather than inside a timed one
+STATIC_SHAPES = ("openvino", "litert")
 
 
 def open_session(path: str | os.PathLike, runtime: str, precision: str = "float32", threads: int = 0,

@@ -138,3 +138,20 @@ def test_exact_gelu_converts_to_onnx_through_erf(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, np.asarray(model(x)), atol=2e-5, rtol=1e-5)
+
+
+def test_openvino_compiles_each_batch_size_for_its_static_shape(tmp_path):
+    """The CPU plugin runs a dynamic batch dimension more slowly, so the session compiles one static
+    shape per batch size (the one it is told first); every batch size still gives the model's answer."""
+    pytest.importorskip("openvino")
+    model = _mixed_model()
+    clone = inference.as_float32(model)
+    onnx_path = convert.to_onnx(clone, tmp_path / "m.onnx")
+    session = runtimes.open_session(onnx_path, "openvino", batch=2)
+    assert [d.get_length() for d in session.compiled.inputs[0].get_partial_shape()] == [2, 12, 12, 3]
+    x = np.random.default_rng(1).uniform(0, 1, (7, 12, 12, 3)).astype("float32")
+    want = np.asarray(clone(x))
+    for n in (2, 3, 1, 7, 5, 2):  # more sizes than the session keeps compiled
+        assert verify.compare(want[:n], session.main(x[:n])).max_abs_diff <= 1e-5
+        assert session.compiled.inputs[0].get_partial_shape().is_static
+    assert len(session._compiled) == runtimes.OpenVinoSession.KEEP

@@ -196,7 +196,7 @@ class ArtifactEngine(Engine):
             artifact = self._artifact_of(artifact)
         key = (id(artifact), int(batch_shape[0]))
         if getattr(self, "_key", None) != key:
-            extra = {"batch": int(batch_shape[0])} if self.runtime == "litert" else {}
+            extra = {"batch": int(batch_shape[0])} if self.runtime in runtimes.STATIC_SHAPES else {}
             self.session = runtimes.open_session(artifact.path(self.format), self.runtime, self.precision,
                                                  self.threads, names=artifact.output_names, **self.options, **extra)
             self.threads = self.session.threads

@@ -76,9 +76,9 @@ def _worker(path: str, engine: str, precision: str, threads: int, core: int | No
     try:
         if core is not None:
             os.sched_setaffinity(0, {core})
-        from export.runtimes import open_session
+        from export.runtimes import STATIC_SHAPES, open_session
 
-        extra = {"batch": 1} if engine == "litert" else {}
+        extra = {"batch": 1} if engine in STATIC_SHAPES else {}
         session = open_session(path, engine, precision, threads, **extra)
         timing = time_calls(session.main, np.load(x_path), warmup=warmup, time_budget_s=seconds, min_repeats=1,
                             on_warmed_up=start_together)
