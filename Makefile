@@ -22,12 +22,12 @@ setup-gpu: setup
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 	$(PY) -m pip install -q 'onnxruntime-gpu[cuda,cudnn]>=1.24,<1.27'
 
-.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts streams perf-check perf-proof accuracy-check accuracy-gate accuracy-proof distribute-scaling preview clean help
+.PHONY: setup-gpu setup setup-test data test test-all bench train artifacts streams op-profile perf-check perf-proof accuracy-check accuracy-gate accuracy-proof distribute-scaling preview clean help
 
 help:
 	@echo "make bench   - set up, fetch data, run the default (quick, CPU) benchmark into $(OUT)"
 	@echo "make test    - set up, fetch data, run the test suite (make test-all: with the long real runs)"
-	@echo "make setup | data | preview | train | artifacts | streams | perf-check | accuracy-check | clean"
+	@echo "make setup | data | preview | train | artifacts | streams | op-profile | perf-check | accuracy-check | clean"
 
 setup: $(STAMP)
 
@@ -141,6 +141,12 @@ artifacts: data
 streams: setup
 	@test -f artifacts/$(RUN)/manifest.json || { echo "artifacts/$(RUN) does not exist: make artifacts RUNS=$(RUN) first (RUN=NAME of a runs/ folder)"; exit 1; }
 	$(PY) -m bench streams artifacts/$(RUN) --out $(if $(filter command line environment,$(origin OUT)),$(OUT),out/streams/$(RUN))
+
+# onnxruntime's kernel time per operator kind, float32 beside int8, of one exported run (one thread);
+# into out/op-profile/RUN unless OUT is given.
+op-profile: setup
+	@test -f artifacts/$(RUN)/manifest.json || { echo "artifacts/$(RUN) does not exist: make artifacts RUNS=$(RUN) first (RUN=NAME of a runs/ folder)"; exit 1; }
+	$(PY) -m bench op-profile artifacts/$(RUN) --out $(if $(filter command line environment,$(origin OUT)),$(OUT),out/op-profile/$(RUN))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks build *.egg-info

@@ -16,6 +16,7 @@ COMMANDS = {
     "predict": ("export.predict", "classify image files with an exported artifact (no TensorFlow)"),
     "run": ("bench.harness.run", "run a benchmark matrix or profile into a results folder"),
     "streams": ("bench.measure.streams", "throughput at batch 1: one request on every core, or one worker per core"),
+    "op-profile": ("bench.measure.op_profile", "onnxruntime kernel time per operator kind, float32 beside int8"),
     "report": ("bench.harness.report", "re-render a results folder's report.md, or compare several machines' folders"),
     "distribute": ({"launch": ("bench.distribute.launch", "start N local workers on 127.0.0.1 with TF_CONFIG set"),
                     "worker": ("bench.distribute.worker", "the MNIST training worker that proves the strategies"),

@@ -22,11 +22,13 @@ class RuntimeUnavailable(RuntimeError):
 
 
 def onnxruntime_session(model: str | os.PathLike | bytes, *, threads: int = 0, provider: str = CPU,
-                        optimization: str = "all", quiet: bool = True, optimized_model: str | None = None):
+                        optimization: str = "all", quiet: bool = True, optimized_model: str | None = None,
+                        profile: str | None = None):
     """An onnxruntime InferenceSession of `model` (a path or serialized bytes).
 
     threads: intra-op threads (0: onnxruntime's default, one per physical core); inter-op work
-    runs sequentially, as a single-stream deployment would. provider: CPU or CUDA.
+    runs sequentially, as a single-stream deployment would. provider: CPU or CUDA. profile: a file
+    prefix for onnxruntime's profiler (`end_profiling()` returns the file it wrote).
     """
     import onnxruntime as ort
 
@@ -49,6 +51,9 @@ def onnxruntime_session(model: str | os.PathLike | bytes, *, threads: int = 0, p
         options.log_severity_level = 3  # errors only: no per-node warnings in a user's terminal
     if optimized_model:  # the graph the provider really runs, written out for inspection
         options.optimized_model_filepath = str(optimized_model)
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile)
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=[provider])
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import onnx
 import pytest
 import tensorflow as tf
 
+from export import convert, runtimes
 from export.__main__ import main
 from bench.plumbing.files import sha256_file as sha256
 from export.package import MANIFEST
@@ -415,3 +417,37 @@ def test_streams_times_each_verified_file_in_every_worker_layout(artifact, tmp_p
     (broken / "manifest.json").write_text(json.dumps({**manifest, "status": "failed"}))
     with pytest.raises(ValueError, match="not a verified artifact"):
         streams.run(broken, tmp_path / "no", engines=["onnxruntime"], seconds=0.1)
+
+
+def test_op_profile_splits_each_files_kernel_time_by_operator_kind(artifact, tmp_path):
+    """bench op-profile: the float32 and int8 files' kernel time per call by kind, warm-up calls left
+    out; depthwise convolutions are told apart from the others; a file the artifact lacks is refused."""
+    from bench.measure import op_profile
+
+    result = op_profile.run(artifact, tmp_path / "prof", calls=12, warmup=3)
+    for precision, kind in (("float32", "convolution"), ("int8", "convolution")):
+        got = result["precisions"][precision]
+        assert got["calls"] == 12 and got["kinds"][kind]["us"] > 0 and got["kinds"][kind]["nodes"] == 2
+        assert op_profile.DEPTHWISE not in got["kinds"]
+        assert got["total_us"] == pytest.approx(sum(k["us"] for k in got["kinds"].values()))
+    assert "QLinearConv" not in result["precisions"]["int8"]["kinds"]  # counted as convolution
+    text = (tmp_path / "prof" / "op_profile.md").read_text()
+    assert "| convolution |" in text and "| all kernels |" in text
+    assert json.loads((tmp_path / "prof" / "op_profile.json").read_text())["precisions"].keys() == {"float32", "int8"}
+    # a depthwise convolution in the graph onnxruntime runs is its own kind
+    inputs = keras.Input((16, 16, 8))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1, name="pw")(x))
+    path = convert.to_onnx(model, tmp_path / "dw.onnx")
+    optimized = tmp_path / "dw-optimized.onnx"
+    runtimes.onnxruntime_session(path, threads=1, optimized_model=str(optimized))
+    kinds = set(op_profile.kinds_of(onnx.load(optimized)).values())
+    assert {op_profile.DEPTHWISE, "convolution"} <= kinds
+    # an artifact without the int8 file
+    partial = tmp_path / "partial"
+    shutil.copytree(artifact, partial)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    del manifest["formats"]["onnx_int8"]
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="no onnx_int8 file"):
+        op_profile.run(partial, tmp_path / "no")
