@@ -247,6 +247,31 @@ def to_openvino(source, xml_path: str | os.PathLike, kind: str | None = None) ->
     return xml_path
 
 
+def to_openvino_int8(xml_source: str | os.PathLike, xml_path: str | os.PathLike,
+                     calibration: Iterable[np.ndarray]) -> dict:
+    """OpenVINO's own post-training int8 (NNCF) of the float32 IR, calibrated on training images.
+
+    OpenVINO runs the QDQ int8 model made for onnxruntime too, but not as fast as a model quantized
+    by its own tool: by hand, ResNet-50 at 224 (64 calibration images, both cores) took 260.4 ms at
+    batch 32 as the QDQ model read by OpenVINO (6 of its 54 convolutions and matrix multiplies left in
+    float32) and 116.6 ms quantized by NNCF (all 54 in int8), against 202.4 ms in bfloat16."""
+    import nncf
+    import openvino as ov
+
+    images = [np.ascontiguousarray(image[None], dtype="float32") for batch in calibration for image in batch]
+    if not images:
+        raise ValueError("int8 calibration got no images; the calibration split is empty")
+    xml_path = Path(xml_path)
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
+    model = ov.Core().read_model(str(xml_source))
+    try:
+        quantized = nncf.quantize(model, nncf.Dataset(images), subset_size=len(images))
+    except Exception as exc:  # an op NNCF cannot place quantizers around, or a graph it cannot trace
+        raise ConversionError(f"NNCF {version('nncf')} cannot quantize the OpenVINO model: {_first_line(exc)}") from exc
+    ov.save_model(quantized, str(xml_path), compress_to_fp16=False)
+    return {"calibration_images": len(images), "quantizer": f"nncf {version('nncf')}"}
+
+
 # ---------------------------------------------------------------- LiteRT (TensorFlow Lite)
 
 

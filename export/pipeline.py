@@ -148,7 +148,8 @@ CONVERTERS: dict[str, Callable[[ExportJob, Path], dict | None]] = {
     "onnx_fp16": lambda job, tmp: convert.to_onnx_fp16(_path(tmp, "onnx"), _path(tmp, "onnx_fp16")) and None,
     "onnx_int8": _int8_onnx,
     "openvino": lambda job, tmp: convert.to_openvino(job.model, _path(tmp, "openvino"), job.kind) and None,
-    "openvino_int8": lambda job, tmp: convert.to_openvino(_path(tmp, "onnx_int8"), _path(tmp, "openvino_int8")) and None,
+    "openvino_int8": lambda job, tmp: convert.to_openvino_int8(_path(tmp, "openvino"), _path(tmp, "openvino_int8"),
+                                                               calibration_images(job)),
     "litert": lambda job, tmp: convert.to_litert(job.model, _path(tmp, "litert"), job.kind) or None,
     "litert_int8": _litert_int8,
 }

@@ -155,3 +155,27 @@ def test_openvino_compiles_each_batch_size_for_its_static_shape(tmp_path):
         assert verify.compare(want[:n], session.main(x[:n])).max_abs_diff <= 1e-5
         assert session.compiled.inputs[0].get_partial_shape().is_static
     assert len(session._compiled) == runtimes.OpenVinoSession.KEEP
+
+
+def test_openvino_int8_is_quantized_by_openvinos_own_tool_on_the_calibration_images(tmp_path):
+    """export's openvino_int8: the float32 IR quantized by NNCF; every convolution and matrix multiply
+    runs in int8, the answers stay near float32's, and no calibration image is refused clearly."""
+    pytest.importorskip("nncf")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+    ir = convert.to_openvino(model, tmp_path / "fp32" / "model.xml")
+    rng = np.random.default_rng(0)
+    batches = [rng.uniform(0, 1, (8, 16, 16, 3)).astype("float32") for _ in range(4)]
+    info = convert.to_openvino_int8(ir, tmp_path / "int8" / "model.xml", batches)
+    assert info["calibration_images"] == 32 and info["quantizer"].startswith("nncf ")
+    session = runtimes.open_session(tmp_path / "int8" / "model.xml", "openvino", "int8")
+    assert set(session.executed) <= {"i8", "u8"}  # nothing left in float32
+    x = rng.uniform(0, 1, (16, 16, 16, 3)).astype("float32")
+    assert verify.compare(np.asarray(model(x)), session.main(x)).max_abs_diff < 0.05
+    with pytest.raises(ValueError, match="calibration got no images"):
+        convert.to_openvino_int8(ir, tmp_path / "none" / "model.xml", [])
+    assert not (tmp_path / "none").exists()

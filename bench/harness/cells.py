@@ -489,6 +489,10 @@ def needed_formats(cells: list[Cell]) -> dict[tuple, set[str]]:
         cls = ENGINES.get(cell.engine)
         if cell.task in ("infer", "accuracy") and cls is not None and cls.artifact and cell.model.source != "artifact":
             out.setdefault((cell.dataset, cell.model), set()).add(cls.formats[cell.precision])
+    from export.formats import FORMATS
+
+    for formats in out.values():  # a file is converted from its source (openvino_int8 from openvino)
+        formats |= {FORMATS[f].made_from for f in list(formats) if FORMATS[f].made_from}
     return out
 
 
