@@ -220,30 +220,26 @@ def to_onnx_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 # ---------------------------------------------------------------- OpenVINO IR
 
 
-def to_openvino(source, xml_path: str | os.PathLike, kind: str | None = None) -> Path:
-    """OpenVINO IR (model.xml + model.bin) of a Keras model (converted directly by OpenVINO's
-    TensorFlow frontend: tf2onnx needed over 16 GB for VGG-16 at 224x224, this a few) or of an ONNX
-    file (the QDQ int8 model). Weights stay float32: OpenVINO's default `compress_to_fp16=True`
-    would store them as float16 and change the numbers."""
+def to_openvino(model: keras.Model, xml_path: str | os.PathLike, kind: str | None = None) -> Path:
+    """OpenVINO IR (model.xml + model.bin) of a Keras model, converted directly by OpenVINO's
+    TensorFlow frontend (tf2onnx needed over 16 GB for VGG-16 at 224x224, this a few). Weights stay
+    float32: OpenVINO's default `compress_to_fp16=True` would store them as float16 and change the numbers."""
     import openvino as ov
 
     xml_path = Path(xml_path)
     xml_path.parent.mkdir(parents=True, exist_ok=True)
+    kind = kind or output_kind(model)
+    h, w, c = input_shape(model)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME)])
+    def serve(x):
+        return tf.identity(_main_output(model(x, training=False)), name=kind)
+
     try:
-        if isinstance(source, keras.Model):
-            kind = kind or output_kind(source)
-            h, w, c = input_shape(source)
-
-            @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME)])
-            def serve(x):
-                return tf.identity(_main_output(source(x, training=False)), name=kind)
-
-            model = ov.convert_model(serve)
-        else:
-            model = ov.Core().read_model(str(source))
+        converted = ov.convert_model(serve)
     except Exception as exc:  # OpenVINO reports an op it has no frontend for as a RuntimeError or OpConversionFailure
         raise ConversionError(f"OpenVINO {version('openvino')} cannot convert the model: {_first_line(exc)}") from exc
-    ov.save_model(model, str(xml_path), compress_to_fp16=False)
+    ov.save_model(converted, str(xml_path), compress_to_fp16=False)
     return xml_path
 
 

@@ -188,8 +188,8 @@ class OpenVinoSession(Session):
         self.input_name = self.compiled.inputs[0].get_any_name()
         self.output_names = names or [o.get_any_name() for o in self.compiled.outputs]
 
-    def _for(self, batch: int):
-        """The compiled model and its request for inputs of `batch` images (compiled on first use)."""
+    def _for(self, batch: int) -> None:
+        """Makes the compiled model and request for inputs of `batch` images current (compiled on first use)."""
         shape = (int(batch), *self._shape[1:])
         if shape not in self._compiled:
             if None in shape:
@@ -205,7 +205,6 @@ class OpenVinoSession(Session):
             self._compiled[shape] = (compiled, compiled.create_infer_request())
         self.compiled, self.request = self._compiled[shape]
         self._current = shape
-        return self._compiled[shape]
 
     def _check_precision(self, compiled) -> None:
         hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
